@@ -1,0 +1,41 @@
+"""The Kafka record as the poller sees it, independent of the client library.
+
+confluent-kafka's ``Message`` cannot be built in tests and carries client state;
+every stage after the source (filter, batcher, event builder, destinations) works
+on this small immutable value instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class TimestampType(str, Enum):
+    """Kafka's timestamp types, spelled as Lambda's event spells them."""
+
+    CREATE_TIME = "CREATE_TIME"
+    LOG_APPEND_TIME = "LOG_APPEND_TIME"
+    NO_TIMESTAMP_TYPE = "NO_TIMESTAMP_TYPE"
+
+
+Header = tuple[str, bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record read from a topic partition."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    timestamp_type: TimestampType = TimestampType.CREATE_TIME
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: tuple[Header, ...] = field(default_factory=tuple)
+
+    @property
+    def partition_key(self) -> str:
+        """``<topic>-<partition>``: how Lambda's event and failure reports name a partition."""
+        return f"{self.topic}-{self.partition}"
