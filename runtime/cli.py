@@ -1,2 +1,35 @@
-def main() -> int:
-    return 0
+"""``kafka-esm``: the command line of the poller and of the local cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from runtime.local_kafka import commands as local_kafka_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree; each sub-command's module registers its own flags."""
+    parser = argparse.ArgumentParser(
+        prog="kafka-esm",
+        description="Lambda's self-managed Kafka event source mapping, run anywhere.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    local = commands.add_parser(
+        "local-kafka", help="a real local Apache Kafka for development and tests"
+    )
+    local_kafka_commands.add_arguments(local)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kafka-esm`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "local-kafka":
+        return local_kafka_commands.run(args)
+    raise AssertionError(f"unhandled command {args.command}")  # argparse rejects the rest
+
+
+if __name__ == "__main__":
+    sys.exit(main())

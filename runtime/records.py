@@ -8,10 +8,10 @@ on this small immutable value instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class TimestampType(str, Enum):
+class TimestampType(StrEnum):
     """Kafka's timestamp types, spelled as Lambda's event spells them."""
 
     CREATE_TIME = "CREATE_TIME"

@@ -1,0 +1,65 @@
+"""Pick the invoker a mapping's configuration asks for.
+
+Three ways to reach the function, chosen in this order:
+
+1. ``handler`` given: LocalHandlerInvoker runs ``module:function`` in-process.
+2. ``endpoint_kind="invoke-http"``: HttpInvoker posts unsigned to an emulator's
+   Invoke API at ``endpoint_url`` (the RIE, ``sam local start-lambda``).
+3. Otherwise LambdaInvoker calls AWS Lambda through boto3; ``endpoint_url``, when
+   given, replaces AWS's endpoint (LocalStack, moto server) but keeps SigV4.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from .aws_lambda import LambdaInvoker
+from .http_api import HttpInvoker
+from .local_handler import LocalHandlerInvoker
+from .params import MAX_TIMEOUT_S
+from .result import Invoker
+
+EndpointKind = Literal["lambda", "invoke-http"]
+ENDPOINT_KINDS: tuple[str, ...] = get_args(EndpointKind)
+
+
+def invoker_from_config(
+    function_name: str,
+    *,
+    handler: str | None = None,
+    endpoint_url: str | None = None,
+    endpoint_kind: str = "lambda",
+    qualifier: str | None = None,
+    region: str | None = None,
+    timeout_s: float = MAX_TIMEOUT_S,
+) -> Invoker:
+    """Build the invoker for ``function_name``; see the module docstring for the rules."""
+    if endpoint_kind not in ENDPOINT_KINDS:
+        raise ValueError(
+            f"endpoint_kind={endpoint_kind!r} is not valid: must be one of {list(ENDPOINT_KINDS)}"
+        )
+    if handler is not None:
+        if endpoint_url is not None:
+            raise ValueError(
+                f"handler={handler!r} and endpoint_url are exclusive: a local handler "
+                "needs no endpoint"
+            )
+        return LocalHandlerInvoker(
+            handler, function_name=function_name, timeout_s=timeout_s, region=region
+        )
+    if endpoint_kind == "invoke-http":
+        if endpoint_url is None:
+            raise ValueError(
+                "endpoint_url=None is not valid with endpoint_kind='invoke-http': "
+                "give the emulator's base URL, e.g. http://localhost:9000"
+            )
+        return HttpInvoker(
+            function_name, endpoint_url=endpoint_url, qualifier=qualifier, timeout_s=timeout_s
+        )
+    return LambdaInvoker(
+        function_name,
+        qualifier=qualifier,
+        region=region,
+        endpoint_url=endpoint_url,
+        timeout_s=timeout_s,
+    )

@@ -1,0 +1,276 @@
+"""Run a Python handler in this process, the way Lambda's Python runtime calls it.
+
+For development without AWS: the handler gets the decoded event and a
+Lambda-like context; its reply, exception or timeout comes back exactly as
+Lambda would report it, so the failure policy cannot tell the difference.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .params import (
+    MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
+    MAX_TIMEOUT_S,
+    check_deadline,
+    check_function_name,
+    check_timeout,
+)
+from .result import (
+    SANDBOX_TIMEOUT_ERROR_TYPE,
+    ErrorKind,
+    InvokeResult,
+    new_request_id,
+    reply_result,
+)
+
+Handler = Callable[[Any, "LambdaContext"], Any]
+
+LATEST = "$LATEST"
+_UNHANDLED = "Unhandled"
+_LOCAL_ACCOUNT = "000000000000"
+_LOCAL_REGION = "us-east-1"
+_ARN_NAME_INDEX = 6
+
+
+class HandlerSpecError(ValueError):
+    """A handler spec that does not name an importable callable."""
+
+
+class LambdaContext:
+    """The context object Lambda's Python runtime passes as the handler's second argument."""
+
+    def __init__(
+        self,
+        *,
+        function_name: str,
+        invoked_function_arn: str,
+        memory_limit_in_mb: int,
+        aws_request_id: str,
+        timeout_s: float,
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = LATEST
+        self.invoked_function_arn = invoked_function_arn
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.aws_request_id = aws_request_id
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        today = datetime.now(UTC).strftime("%Y/%m/%d")
+        self.log_stream_name = f"{today}/[{LATEST}]{aws_request_id.replace('-', '')}"
+        self.identity: object | None = None
+        self.client_context: object | None = None
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the invocation times out, never below 0."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def load_handler(spec: str) -> Handler:
+    """Import ``module:function`` (or Lambda's ``module.function``) and return the callable."""
+    module_name, attr = _split_spec(spec)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise HandlerSpecError(
+                f"handler={spec!r}: module {module_name!r} not found "
+                "(is its directory on PYTHONPATH?)"
+            ) from exc
+        raise HandlerSpecError(
+            f"handler={spec!r}: importing module {module_name!r} failed: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise HandlerSpecError(
+            f"handler={spec!r}: importing module {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    target = getattr(module, attr, None)
+    if target is None:
+        raise HandlerSpecError(f"handler={spec!r}: module {module_name!r} has no {attr!r}")
+    if not callable(target):
+        raise HandlerSpecError(
+            f"handler={spec!r}: {attr!r} is a {type(target).__name__}, not a callable"
+        )
+    handler: Handler = target
+    return handler
+
+
+def _split_spec(spec: str) -> tuple[str, str]:
+    if not isinstance(spec, str):
+        raise HandlerSpecError(f"handler={spec!r}: must be a string 'module:function'")
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        module_name, _, attr = spec.rpartition(".")
+    if not module_name or not attr.isidentifier():
+        raise HandlerSpecError(
+            f"handler={spec!r}: must be 'module:function' (or Lambda's 'module.function')"
+        )
+    return module_name, attr
+
+
+@dataclass
+class _Outcome:
+    """Filled by the handler thread; ``done`` is set once ``result`` is final."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    result: InvokeResult | None = None
+
+
+class LocalHandlerInvoker:
+    """Calls a Python handler in-process, one thread per invocation.
+
+    A handler that runs past ``timeout_s`` yields a TIMEOUT result, but Python
+    cannot kill a thread: the handler keeps running in its (daemon) thread until
+    it returns, and its late reply is discarded. Concurrent invocations run the
+    handler concurrently, so it must be thread-safe (in Lambda each sandbox
+    serves one event at a time).
+    """
+
+    def __init__(
+        self,
+        handler: str,
+        *,
+        function_name: str = "local-function",
+        timeout_s: float = MAX_TIMEOUT_S,
+        memory_limit_in_mb: int = 128,
+        region: str | None = None,
+    ) -> None:
+        self._spec = handler
+        self._handler = load_handler(handler)
+        self._timeout_s = check_timeout(timeout_s)
+        name = check_function_name(function_name)
+        if name.startswith("arn:"):
+            parts = name.split(":")
+            if len(parts) <= _ARN_NAME_INDEX or parts[_ARN_NAME_INDEX - 1] != "function":
+                raise ValueError(
+                    f"function_name={name!r} is not valid: an ARN must look like "
+                    "arn:aws:lambda:<region>:<account>:function:<name>"
+                )
+            self._arn, self._name = name, parts[_ARN_NAME_INDEX]
+        else:
+            region_name = region or _LOCAL_REGION
+            self._arn = f"arn:aws:lambda:{region_name}:{_LOCAL_ACCOUNT}:function:{name}"
+            self._name = name
+        if type(memory_limit_in_mb) is not int or not 128 <= memory_limit_in_mb <= 10240:
+            raise ValueError(
+                f"memory_limit_in_mb={memory_limit_in_mb!r} is out of range: must be 128-10240"
+            )
+        self._memory = memory_limit_in_mb
+
+    def invoke(self, payload: bytes, *, deadline_s: float) -> InvokeResult:
+        """Run the handler once; waits at most ``min(timeout_s, deadline_s)``."""
+        wait_s = min(self._timeout_s, check_deadline(deadline_s))
+        request_id = new_request_id()
+        if len(payload) > MAX_REQUEST_BYTES:
+            return InvokeResult.failure(
+                ErrorKind.PAYLOAD_TOO_LARGE,
+                f"RequestTooLargeException: {len(payload)} byte payload is too large "
+                f"(limit {MAX_REQUEST_BYTES} bytes)",
+                request_id=request_id,
+                status_code=413,
+            )
+        try:
+            event = json.loads(payload)
+        except ValueError as exc:
+            return InvokeResult.failure(
+                ErrorKind.CONFIG_ERROR,
+                f"InvalidRequestContentException: payload is not JSON: {exc}",
+                request_id=request_id,
+                status_code=400,
+            )
+        context = LambdaContext(
+            function_name=self._name,
+            invoked_function_arn=self._arn,
+            memory_limit_in_mb=self._memory,
+            aws_request_id=request_id,
+            timeout_s=self._timeout_s,
+        )
+        outcome = _Outcome()
+        worker = threading.Thread(
+            target=self._run,
+            args=(event, context, outcome),
+            name=f"handler-{request_id}",
+            daemon=True,
+        )
+        worker.start()
+        if outcome.done.wait(wait_s) and outcome.result is not None:
+            return outcome.result
+        return self._timed_out(request_id, wait_s)
+
+    def _run(self, event: Any, context: LambdaContext, outcome: _Outcome) -> None:
+        try:
+            value = self._handler(event, context)
+        except BaseException as exc:  # a handler's SystemExit is an error too, as in Lambda
+            outcome.result = _error_reply(context.aws_request_id, _exception_body(exc))
+        else:
+            outcome.result = _value_reply(context.aws_request_id, value)
+        outcome.done.set()
+
+    def _timed_out(self, request_id: str, wait_s: float) -> InvokeResult:
+        if wait_s < self._timeout_s:
+            return InvokeResult.failure(
+                ErrorKind.TIMEOUT,
+                f"deadline_s passed after {wait_s:g} s; handler {self._spec!r} is still running",
+                request_id=request_id,
+            )
+        body = {
+            "errorType": SANDBOX_TIMEOUT_ERROR_TYPE,
+            "errorMessage": (
+                f"RequestId: {request_id} Error: Task timed out after {self._timeout_s:.2f} seconds"
+            ),
+        }
+        return _error_reply(request_id, body)
+
+
+def _value_reply(request_id: str, value: Any) -> InvokeResult:
+    """Serialize the handler's return value as Lambda's Python runtime does."""
+    try:
+        reply = json.dumps(value).encode()
+    except (TypeError, ValueError) as exc:
+        body = {
+            "errorMessage": f"Unable to marshal response: {exc}",
+            "errorType": "Runtime.MarshalError",
+        }
+        return _error_reply(request_id, body)
+    if len(reply) > MAX_RESPONSE_BYTES:
+        body = {
+            "errorMessage": "Response payload size exceeded maximum allowed payload size "
+            f"({MAX_RESPONSE_BYTES} bytes).",
+            "errorType": "Function.ResponseSizeTooLarge",
+        }
+        return _error_reply(request_id, body)
+    return reply_result(
+        status_code=200,
+        function_error=None,
+        executed_version=LATEST,
+        payload=reply,
+        request_id=request_id,
+    )
+
+
+def _exception_body(exc: BaseException) -> dict[str, Any]:
+    """Lambda's error document for an exception the handler did not catch."""
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)),
+    }
+
+
+def _error_reply(request_id: str, body: dict[str, Any]) -> InvokeResult:
+    return reply_result(
+        status_code=200,
+        function_error=_UNHANDLED,
+        executed_version=LATEST,
+        payload=json.dumps(body).encode(),
+        request_id=request_id,
+    )

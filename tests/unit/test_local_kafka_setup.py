@@ -1,0 +1,112 @@
+"""The local cluster's jar cache, PKI and broker configuration, without starting a broker."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from runtime.local_kafka import jars
+from runtime.local_kafka.broker import _server_properties
+from runtime.local_kafka.pbes1 import PBE_SHA1_3DES_OID
+from runtime.local_kafka.pki import write_local_pki
+
+PBES2_OID = "1.2.840.113549.1.5.13"
+
+
+def _encryption_oid(pem: str) -> str:
+    """The OID of an EncryptedPrivateKeyInfo's algorithm (read with a tiny DER walk)."""
+    der = base64.b64decode("".join(pem.strip().splitlines()[1:-1]))
+    # SEQUENCE { SEQUENCE { OID ... } ... }: skip two headers, then read the OID TLV.
+    index = 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)
+    index += 2 + (der[index + 1] & 0x7F if der[index + 1] & 0x80 else 0)
+    assert der[index] == 0x06
+    body = der[index + 2 : index + 2 + der[index + 1]]
+    parts, value = [body[0] // 40, body[0] % 40], 0
+    for byte in body[1:]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            parts.append(value)
+            value = 0
+    return ".".join(map(str, parts))
+
+
+def test_cached_jars_are_used_without_maven(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    libs = jars.libs_dir(tmp_path)
+    libs.mkdir(parents=True)
+    (libs / ".complete").write_text(jars.KAFKA_VERSION)
+    monkeypatch.setattr(jars.shutil, "which", lambda _name: None)
+    assert jars.ensure_broker_jars(tmp_path) == libs
+
+
+def test_a_partial_download_is_not_a_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    jars.libs_dir(tmp_path).mkdir(parents=True)  # jars present, marker missing
+    monkeypatch.setattr(jars.shutil, "which", lambda _name: None)
+    with pytest.raises(jars.BrokerFetchError, match="Maven"):
+        jars.ensure_broker_jars(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory):
+    return write_local_pki(tmp_path_factory.mktemp("pki"), "key-pass")
+
+
+def test_broker_certificate_names_localhost_and_loopback(pki) -> None:
+    chain = x509.load_pem_x509_certificates(pki.broker_keystore.read_bytes())
+    sans = chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert b"BEGIN PRIVATE KEY" in pki.broker_keystore.read_bytes()  # PKCS#8, as Kafka needs
+
+
+def test_client_chain_is_leaf_first_and_issued_by_the_ca(pki) -> None:
+    leaf, issuer = x509.load_pem_x509_certificates(pki.client_cert("alice").read_bytes())
+    ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    assert leaf.subject.rfc4514_string() == "CN=alice"
+    assert issuer == ca
+    leaf.verify_directly_issued_by(ca)
+
+
+def test_unrelated_ca_issued_mallory(pki) -> None:
+    leaf = x509.load_pem_x509_certificates(pki.client_cert("mallory").read_bytes())[0]
+    trusted = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    other = x509.load_pem_x509_certificate(pki.other_ca.read_bytes())
+    leaf.verify_directly_issued_by(other)
+    with pytest.raises((ValueError, Exception)):
+        leaf.verify_directly_issued_by(trusted)
+
+
+@pytest.mark.parametrize(("form", "oid"), [("pbes1", PBE_SHA1_3DES_OID), ("pbes2", PBES2_OID)])
+def test_encrypted_client_keys_use_the_named_scheme(pki, form: str, oid: str) -> None:
+    pem = pki.client_key("alice", form).read_text()
+    assert pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert _encryption_oid(pem) == oid
+    opened = serialization.load_pem_private_key(pem.encode(), b"key-pass")
+    plain = serialization.load_pem_private_key(pki.client_key("alice").read_bytes(), None)
+    assert opened.private_numbers() == plain.private_numbers()  # type: ignore[union-attr]
+
+
+def test_pki_files_are_private(pki) -> None:
+    assert pki.root.stat().st_mode & 0o077 == 0
+    assert all(p.stat().st_mode & 0o077 == 0 for p in pki.root.iterdir())
+
+
+def test_broker_config_enforces_acls_and_client_certificates(tmp_path: Path) -> None:
+    ports = {"PLAINTEXT": 1, "SASL_SSL": 2, "SSL": 3, "CONTROLLER": 4}
+    text = _server_properties(
+        tmp_path, ports, {"admin": "a", "alice": "b"}, tmp_path / "ca.pem", tmp_path / "ks.pem"
+    )
+    settings = dict(line.split("=", 1) for line in text.splitlines())
+    assert settings["listener.name.ssl.ssl.client.auth"] == "required"
+    assert settings["allow.everyone.if.no.acl.found"] == "false"
+    assert settings["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert all(
+        address.startswith("PLAINTEXT://127.0.0.1") or "://127.0.0.1:" in address
+        for address in settings["listeners"].split(",")
+    )
+    assert settings["sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
