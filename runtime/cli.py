@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from runtime import run_command
 from runtime.local_kafka import commands as local_kafka_commands
 
 
@@ -20,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
         "local-kafka", help="a real local Apache Kafka for development and tests"
     )
     local_kafka_commands.add_arguments(local)
+    run_parser = commands.add_parser(
+        "run", help="run a mapping definition: poll Kafka, invoke the function"
+    )
+    run_command.add_arguments(run_parser)
     return parser
 
 
@@ -28,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "local-kafka":
         return local_kafka_commands.run(args)
+    if args.command == "run":
+        return run_command.run(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects the rest
 
 

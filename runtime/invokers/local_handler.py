@@ -137,15 +137,18 @@ class LocalHandlerInvoker:
 
     def __init__(
         self,
-        handler: str,
+        handler: str | Handler,
         *,
         function_name: str = "local-function",
         timeout_s: float = MAX_TIMEOUT_S,
         memory_limit_in_mb: int = 128,
         region: str | None = None,
     ) -> None:
-        self._spec = handler
-        self._handler = load_handler(handler)
+        # A spec string is imported; a callable (tests, embedding) is used as it is.
+        self._spec = (
+            handler if isinstance(handler, str) else getattr(handler, "__name__", "handler")
+        )
+        self._handler = load_handler(handler) if isinstance(handler, str) else handler
         self._timeout_s = check_timeout(timeout_s)
         name = check_function_name(function_name)
         if name.startswith("arn:"):

@@ -1,0 +1,75 @@
+"""Build and run a poller for a mapping: what ``kafka-esm run`` and the demo share."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import FrameType
+from typing import Any
+
+from runtime.invokers import MAX_TIMEOUT_S, Invoker, invoker_from_config
+from runtime.mapping import EventSourceMapping
+from runtime.poller import Poller, PollerOptions
+
+log = logging.getLogger("runtime.launcher")
+
+
+@dataclass(frozen=True)
+class InvokeTarget:
+    """Where batches go: a local handler, an Invoke-compatible endpoint, or AWS Lambda."""
+
+    handler: str | None = None
+    endpoint_url: str | None = None
+    endpoint_kind: str = "lambda"
+    qualifier: str | None = None
+    region: str | None = None
+    timeout_s: float = MAX_TIMEOUT_S
+
+    def invoker(self, mapping: EventSourceMapping) -> Invoker:
+        """The invoker for the mapping's FunctionName."""
+        return invoker_from_config(
+            mapping.function_name,
+            handler=self.handler,
+            endpoint_url=self.endpoint_url,
+            endpoint_kind=self.endpoint_kind,
+            qualifier=self.qualifier,
+            region=self.region,
+            timeout_s=self.timeout_s,
+        )
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """Everything besides the mapping that a run needs."""
+
+    target: InvokeTarget = field(default_factory=InvokeTarget)
+    poller: PollerOptions = field(default_factory=PollerOptions)
+
+
+def build_poller(
+    mapping: EventSourceMapping,
+    options: LaunchOptions,
+    consumer_overrides: Mapping[str, Any] | None = None,
+) -> Poller:
+    """A ready poller; ``consumer_overrides`` add to ``options.poller.consumer_overrides``."""
+    poller_options = options.poller
+    if consumer_overrides:
+        merged = {**poller_options.consumer_overrides, **consumer_overrides}
+        poller_options = replace(poller_options, consumer_overrides=merged)
+    return Poller(mapping, options.target.invoker(mapping), poller_options)
+
+
+def run_until_signalled(poller: Poller) -> None:
+    """Run ``poller`` in this thread; SIGTERM and SIGINT stop it gracefully."""
+    if threading.current_thread() is threading.main_thread():
+
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s received: stopping", signal.Signals(signum).name)
+            poller.stop()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    poller.run()

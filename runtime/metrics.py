@@ -1,0 +1,49 @@
+"""The per-mapping counters AWS publishes, counted by the poller's stages.
+
+Names are AWS's (PolledEventCount, FilteredOutEventCount, ...). Stages call
+``add``; publishers (logs, EMF, Prometheus) read ``snapshot`` without stopping them.
+"""
+
+from __future__ import annotations
+
+import threading
+from enum import StrEnum
+
+
+class Metric(StrEnum):
+    """AWS's per-mapping event counts for Kafka event source mappings."""
+
+    POLLED = "PolledEventCount"
+    FILTERED_OUT = "FilteredOutEventCount"
+    INVOKED = "InvokedEventCount"
+    FAILED_INVOKE = "FailedInvokeEventCount"
+    DROPPED = "DroppedEventCount"
+    ON_FAILURE_DELIVERED = "OnFailureDestinationDeliveredEventCount"
+    COMMITTED = "CommittedEventCount"
+    POLLING_ERROR = "PollingErrorCount"
+    INVOKE_ERROR = "InvokeErrorCount"
+    COMMIT_ERROR = "CommitErrorCount"
+
+
+class Counters:
+    """Monotonic counters, safe to bump from the poll loop and the batch workers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(Metric, 0)
+
+    def add(self, metric: Metric, amount: int = 1) -> None:
+        """Count ``amount`` more of ``metric``."""
+        if amount:
+            with self._lock:
+                self._values[metric] += amount
+
+    def get(self, metric: Metric) -> int:
+        """The current value of ``metric``."""
+        with self._lock:
+            return self._values[metric]
+
+    def snapshot(self) -> dict[Metric, int]:
+        """All counters, read together."""
+        with self._lock:
+            return dict(self._values)

@@ -1,0 +1,268 @@
+"""The poll loop: wires source, filter, batcher, processors and commits.
+
+One thread owns the consumer. It polls records, buffers them per partition, starts
+a worker for each batch the batcher cuts (at most one per partition, at most
+``max_concurrency`` at once), and commits the offsets the workers settle. Rebalances
+and shutdown drain in-flight batches within a bound and commit what succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.batcher import Batch, Batcher, PartitionId
+from runtime.failures import RetryBackoff
+from runtime.filters import compile_filters
+from runtime.invokers import Invoker
+from runtime.mapping import EventSourceMapping
+from runtime.metrics import Counters, Metric
+from runtime.processor import BatchOutcome, BatchProcessor
+from runtime.source import KafkaSource
+from runtime.state import MappingStatus, MappingStopped, State, StateTransitionReason
+
+log = logging.getLogger("runtime.poller")
+
+SourceFactory = Callable[..., KafkaSource]
+_BUSY_POLL_S = 0.005
+_IDLE_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class PollerOptions:
+    """How the poller runs (not part of AWS's mapping definition)."""
+
+    max_concurrency: int = 8
+    """Batches in flight at once across partitions (each partition has at most one)."""
+    drain_timeout_s: float = 30.0
+    """On stop or revocation, how long in-flight batches may finish before being abandoned."""
+    max_poll_records: int = 10_000
+    consumer_overrides: Mapping[str, Any] = field(default_factory=dict)
+    """librdkafka settings that win over the defaults (security, tuning)."""
+    retry_backoff: RetryBackoff = field(default_factory=RetryBackoff)
+    """Wait between retries of a failed batch."""
+
+
+class Poller:
+    """Runs one mapping until :meth:`stop` is called or the mapping stops itself."""
+
+    def __init__(
+        self,
+        mapping: EventSourceMapping,
+        invoker: Invoker,
+        options: PollerOptions | None = None,
+        *,
+        counters: Counters | None = None,
+        status: MappingStatus | None = None,
+        processor: BatchProcessor | None = None,
+        source_factory: SourceFactory = KafkaSource,
+    ) -> None:
+        self.mapping = mapping
+        self.options = options or PollerOptions()
+        self.counters = counters or Counters()
+        self.status = status or MappingStatus()
+        self._stopping = threading.Event()
+        self._filter = compile_filters(mapping.filter_patterns) if mapping.filter_patterns else None
+        self._batcher = Batcher(
+            mapping.bootstrap_servers, mapping.batch_size, mapping.batching_window_seconds
+        )
+        self._processor = processor or BatchProcessor(
+            invoker,
+            mapping.bootstrap_servers,
+            self.counters,
+            self.status,
+            self._stopping,
+            backoff=self.options.retry_backoff,
+        )
+        self._done: queue.Queue[BatchOutcome] = queue.Queue()
+        self._in_flight: dict[int, Batch] = {}
+        self._owner: dict[PartitionId, int] = {}  # partition -> id of its in-flight batch
+        self._assigned: set[PartitionId] = set()
+        self._to_commit: dict[PartitionId, int] = {}
+        self._uncommitted_records = 0
+        self._source = source_factory(
+            mapping, self, self.counters, overrides=self.options.consumer_overrides
+        )
+
+    # -- control -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to stop gracefully; safe from signal handlers and other threads."""
+        self._stopping.set()
+
+    @property
+    def assigned_partitions(self) -> frozenset[PartitionId]:
+        """Partitions this poller owns now."""
+        return frozenset(self._assigned)
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was asked for."""
+        return self._stopping.is_set()
+
+    def run(self) -> None:
+        """Consume until stopped. Raises MappingStopped when AWS would disable the mapping."""
+        if not self.mapping.enabled:
+            self.status.transition(State.DISABLED)
+            log.info("mapping is disabled (Enabled: false); nothing to do")
+            return
+        self.status.transition(State.ENABLING)
+        try:
+            self._source.subscribe()
+            self.status.transition(State.ENABLED)
+            while not self._stopping.is_set():
+                self._step()
+        except MappingStopped as stopped:
+            self.status.stop(stopped)
+            log.error(
+                "mapping stopped: %s",
+                stopped.result,
+                extra={"stateTransitionReason": stopped.reason.value},
+            )
+            self._shutdown(disable=False)
+            raise
+        self._shutdown(disable=True)
+
+    # -- one turn of the loop ------------------------------------------------------------
+    def _step(self) -> None:
+        self._collect(block_s=0)
+        self._dispatch()
+        self._apply_backpressure()
+        self._commit()
+        for record in self._source.poll(self.options.max_poll_records, self._poll_timeout()):
+            keep = self._filter is None or self._filter.matches(record.value)
+            if not keep:
+                self.counters.add(Metric.FILTERED_OUT)
+            self._batcher.add(record, now=time.monotonic(), keep=keep)
+
+    def _poll_timeout(self) -> float:
+        """Short while batches are in flight (to commit promptly), else until the window."""
+        if self._in_flight:
+            return _BUSY_POLL_S
+        deadline = self._batcher.next_deadline()
+        if deadline is None:
+            return _IDLE_POLL_S
+        return min(max(deadline - time.monotonic(), 0.0), _IDLE_POLL_S)
+
+    def _dispatch(self) -> None:
+        for partition, offset in self._batcher.settle_filtered_heads().items():
+            self._settle(partition, offset)
+        while len(self._in_flight) < self.options.max_concurrency:
+            batch = self._batcher.next_batch(time.monotonic())
+            if batch is None:
+                return
+            self._in_flight[batch.id] = batch
+            for partition in batch.partitions:
+                self._owner[partition] = batch.id
+            worker = threading.Thread(
+                target=self._work, args=(batch,), daemon=True, name=f"batch-{batch.id}"
+            )
+            worker.start()
+
+    def _work(self, batch: Batch) -> None:
+        try:
+            outcome = self._processor.process(batch)
+        except Exception:  # a bug must not lose the batch: it stays unsettled
+            log.exception("batch processing crashed", extra={"batch": batch.id})
+            outcome = BatchOutcome(batch, {}, complete=False)
+        self._done.put(outcome)
+
+    def _collect(self, block_s: float) -> None:
+        """Take finished batches off the queue and turn them into offsets to commit."""
+        timeout: float | None = block_s
+        while True:
+            try:
+                outcome = self._done.get(timeout=timeout) if timeout else self._done.get_nowait()
+            except queue.Empty:
+                return
+            timeout = None
+            self._finish(outcome)
+
+    def _finish(self, outcome: BatchOutcome) -> None:
+        batch = outcome.batch
+        self._in_flight.pop(batch.id, None)
+        owned = [p for p in batch.partitions if self._owner.get(p) == batch.id]
+        for partition in owned:
+            del self._owner[partition]
+            if partition in outcome.settled:
+                self._settle(partition, outcome.settled[partition])
+        self._batcher.release(owned)
+        if outcome.complete:
+            self._uncommitted_records += sum(
+                last - first + 1 for p, (first, last) in batch.ranges.items() if p in owned
+            )
+        if outcome.stopped is not None:
+            raise outcome.stopped
+        if not outcome.complete and not self._stopping.is_set():
+            # Abandoned without a stop (a crash): leave the offsets, re-read from there.
+            self._stopping.set()
+
+    def _settle(self, partition: PartitionId, next_offset: int) -> None:
+        if partition in self._assigned:
+            self._to_commit[partition] = max(next_offset, self._to_commit.get(partition, 0))
+
+    def _commit(self) -> None:
+        if self._to_commit and self._source.commit(self._to_commit):
+            self.counters.add(Metric.COMMITTED, self._uncommitted_records)
+            self._to_commit.clear()
+            self._uncommitted_records = 0
+
+    def _apply_backpressure(self) -> None:
+        full = self._batcher.over_high_water()
+        self._source.pause(full)
+        self._batcher.mark_paused(full, True)
+        drained = self._batcher.under_low_water()
+        self._source.resume(drained)
+        self._batcher.mark_paused(drained, False)
+
+    # -- AssignmentListener ----------------------------------------------------------------
+    def on_assigned(self, partitions: list[PartitionId]) -> None:
+        """Start tracking newly assigned partitions."""
+        self._assigned.update(partitions)
+
+    def on_revoked(self, partitions: list[PartitionId], lost: bool) -> None:
+        """Let in-flight batches of ``partitions`` finish (bounded), commit, forget them."""
+        leaving = set(partitions)
+        if not lost:
+            self._drain(lambda: any(p in leaving for p in self._owner))
+            self._commit()
+        for partition in leaving:
+            self._owner.pop(partition, None)
+            self._to_commit.pop(partition, None)
+        self._assigned -= leaving
+        self._batcher.drop(leaving)
+
+    # -- shutdown --------------------------------------------------------------------------
+    def _drain(self, busy: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        while busy() and time.monotonic() < deadline:
+            self._collect(block_s=min(0.05, max(deadline - time.monotonic(), 0.001)))
+        if busy():
+            log.warning(
+                "in-flight batches abandoned uncommitted after the drain timeout",
+                extra={"batches": sorted(self._in_flight)},
+            )
+
+    def _shutdown(self, disable: bool) -> None:
+        if disable:
+            self.status.transition(State.DISABLING, StateTransitionReason.USER_ACTION)
+        self._stopping.set()
+        with contextlib.suppress(MappingStopped):  # already stopping: the reason is logged
+            self._drain(lambda: bool(self._in_flight))
+        # Abandoned batches stay uncommitted: the next owner of their partitions reads
+        # them again. Forget them so that leaving the group does not wait a second time.
+        self._in_flight.clear()
+        self._owner.clear()
+        self._commit()
+        self._source.close()
+        if disable:
+            self.status.transition(State.DISABLED, StateTransitionReason.USER_ACTION)
+        log.info(
+            "poller stopped",
+            extra={"counts": {m.value: v for m, v in self.counters.snapshot().items()}},
+        )

@@ -1,0 +1,107 @@
+"""``kafka-esm run``: run one mapping definition until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from runtime.invokers import MAX_TIMEOUT_S
+from runtime.launcher import InvokeTarget, LaunchOptions, build_poller, run_until_signalled
+from runtime.logs import configure_logging
+from runtime.mapping import ENV_VAR, MappingLoadError, MappingValidationError, load_mapping
+from runtime.poller import PollerOptions
+from runtime.state import MappingStopped, StateTransitionReason
+
+CONFIG_NOT_VALID_EXIT = 2
+MAPPING_STOPPED_EXIT = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``kafka-esm run``."""
+    parser.add_argument(
+        "--mapping",
+        type=Path,
+        default=None,
+        help=f"CreateEventSourceMapping JSON file (default: ${ENV_VAR})",
+    )
+    parser.add_argument("--handler", help="call a local Python handler 'module:function'")
+    parser.add_argument("--endpoint-url", help="Lambda API endpoint (emulator, LocalStack)")
+    parser.add_argument(
+        "--endpoint-kind",
+        choices=["lambda", "invoke-http"],
+        default="lambda",
+        help="'invoke-http' for a bare Invoke API such as the Runtime Interface Emulator",
+    )
+    parser.add_argument("--qualifier", help="function version or alias to invoke")
+    parser.add_argument(
+        "--region",
+        help="AWS region of the function (default: from the ARN or the AWS configuration)",
+    )
+    parser.add_argument(
+        "--function-timeout",
+        type=float,
+        default=MAX_TIMEOUT_S,
+        help="seconds one invocation may take (at most 840)",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=PollerOptions.max_concurrency,
+        help="batches in flight at once, one per partition at most",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=PollerOptions.drain_timeout_s,
+        help="seconds in-flight batches may finish after a stop signal",
+    )
+    parser.add_argument(
+        "--consumer-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra librdkafka setting (repeatable)",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+
+
+def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
+    """Load, validate and run the mapping; return the exit code."""
+    configure_logging(args.log_level)
+    try:
+        mapping = load_mapping(args.mapping)
+    except (MappingLoadError, MappingValidationError) as exc:
+        print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
+        return CONFIG_NOT_VALID_EXIT
+    try:
+        overrides = dict(_setting(item) for item in args.consumer_config)
+        options = LaunchOptions(
+            InvokeTarget(
+                args.handler,
+                args.endpoint_url,
+                args.endpoint_kind,
+                args.qualifier,
+                args.region,
+                args.function_timeout,
+            ),
+            PollerOptions(max_concurrency=args.max_concurrency, drain_timeout_s=args.drain_timeout),
+        )
+        poller = build_poller(mapping, options, overrides)
+    except ValueError as exc:
+        print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
+        return CONFIG_NOT_VALID_EXIT
+    try:
+        run_until_signalled(poller)
+    except MappingStopped as stopped:
+        print(f"{stopped.reason.value}: {stopped.result}", file=err)
+        return MAPPING_STOPPED_EXIT
+    return 0
+
+
+def _setting(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--consumer-config {item!r} must be KEY=VALUE")
+    return key.strip(), value
