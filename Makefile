@@ -28,10 +28,8 @@ node_modules/.installed: package.json package-lock.json
 setup-runtime: $(VENV)/.runtime-installed
 setup: $(VENV)/.dev-installed node_modules/.installed
 
-demo: setup
-	$(BIN)/kafka-esm local-kafka up
-	CDK_OUTDIR=cdk.out $(BIN)/python app.py
-	@echo "synthesized: $$(ls cdk.out/*.template.json)"
+demo: setup-runtime
+	$(BIN)/kafka-esm demo
 
 lint: setup
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runtime import run_command
+from runtime import demo, run_command
 from runtime.local_kafka import commands as local_kafka_commands
 
 
@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run a mapping definition: poll Kafka, invoke the function"
     )
     run_command.add_arguments(run_parser)
+    demo_parser = commands.add_parser(
+        "demo", help="local Kafka + sample records + a mapping with a sample handler"
+    )
+    demo.add_arguments(demo_parser)
     return parser
 
 
@@ -35,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return local_kafka_commands.run(args)
     if args.command == "run":
         return run_command.run(args)
+    if args.command == "demo":
+        return demo.run(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects the rest
 
 

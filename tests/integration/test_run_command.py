@@ -1,0 +1,104 @@
+"""``kafka-esm run`` as a process: redelivery after a crash, clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runtime.local_kafka import ClusterInfo
+from tests.conftest import REPO_ROOT
+from tests.kafka_helpers import produce
+from tests.poller_harness import committed, mapping_doc
+
+pytestmark = pytest.mark.integration
+
+
+def _start(mapping: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "run",
+        "--mapping",
+        str(mapping),
+        "--handler",
+        "tests.integration.crash_handler:handler",
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _offsets(log: Path) -> list[int]:
+    if not log.exists():
+        return []
+    return [int(line.split()[1]) for line in log.read_text().splitlines()]
+
+
+def _wait_for(
+    condition: Callable[[], bool], process: subprocess.Popen[str], timeout_s: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"timed out; stderr:\n{process.communicate()[1][-3000:]}")
+        time.sleep(0.05)
+
+
+def test_a_poller_killed_before_its_commit_redelivers_that_batch(
+    kafka: ClusterInfo, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = topic_factory()
+    produce(kafka.plaintext_config(), topic, [b"r%d" % i for i in range(20)])
+    mapping = tmp_path / "mapping.json"
+    doc = mapping_doc(kafka, topic, BatchSize=5, MaximumBatchingWindowInSeconds=0)
+    mapping.write_text(json.dumps(doc))
+    log = tmp_path / "delivered.log"
+    env = {"CRASH_LOG": str(log), "CRASH_AT_OFFSET": "12", "CRASH_MARKER": str(tmp_path / "m")}
+
+    first = _start(mapping, env)
+    assert first.wait(timeout=60) == -signal.SIGKILL
+    first.communicate()
+    before_restart = _offsets(log)
+    assert before_restart[-5:] == [10, 11, 12, 13, 14]  # the batch it died in
+    resume_from = committed(kafka, f"group-{topic}", topic)[0]
+    assert resume_from <= 10  # nothing of the dying batch was committed
+
+    second = _start(mapping, env)
+    _wait_for(lambda: 19 in _offsets(log), second)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=60) == 0, second.communicate()[1][-3000:]
+    after_restart = _offsets(log)[len(before_restart) :]
+    assert after_restart == list(range(resume_from, 20))  # redelivered, in order, no gaps
+    assert committed(kafka, f"group-{topic}", topic) == [20]
+
+
+def test_an_invalid_mapping_does_not_start(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"FunctionName": "f", "Topics": ["t1"], "BatchSize": 0}))
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "run", "--mapping", str(mapping)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("ESM_CONFIG_NOT_VALID: ")
+    assert "BatchSize: 0" in done.stderr
+    assert "StartingPosition" in done.stderr
