@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from runtime.invokers import LocalHandlerInvoker
 from runtime.local_kafka.broker import LocalKafka

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runtime.local_kafka.pki import LocalPki
 
@@ -21,6 +22,10 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 SUPER_USER = "admin"
 USERS = (SUPER_USER, "alice", "bob")
 """SASL users created on every local cluster (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512)."""
+
+
+ClientConfig = dict[str, Any]
+"""confluent-kafka client settings."""
 
 
 class ListenerNotAvailable(LookupError):
@@ -64,13 +69,13 @@ class ClusterInfo:
         except KeyError:
             raise ListenerNotAvailable(f"listener {listener} is not available") from None
 
-    def plaintext_config(self) -> dict[str, str]:
+    def plaintext_config(self) -> ClientConfig:
         """confluent-kafka settings for the PLAINTEXT listener."""
         return {"bootstrap.servers": self.address(PLAINTEXT)}
 
     def sasl_config(
         self, user: str, mechanism: str = "SCRAM-SHA-512", password: str | None = None
-    ) -> dict[str, str]:
+    ) -> ClientConfig:
         """confluent-kafka settings for SASL_SSL as ``user`` (its own password by default)."""
         if mechanism not in SASL_MECHANISMS:
             raise ValueError(f"mechanism {mechanism!r} is not one of {', '.join(SASL_MECHANISMS)}")
@@ -83,9 +88,9 @@ class ClusterInfo:
             "ssl.ca.location": str(self.pki.ca),
         }
 
-    def mtls_config(self, client: str | None = "alice", key_form: str = "plain") -> dict[str, str]:
+    def mtls_config(self, client: str | None = "alice", key_form: str = "plain") -> ClientConfig:
         """confluent-kafka settings for the mutual-TLS listener as ``client`` (None: no cert)."""
-        config = {
+        config: ClientConfig = {
             "bootstrap.servers": self.address(SSL),
             "security.protocol": "SSL",
             "ssl.ca.location": str(self.pki.ca),
