@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runtime import demo, run_command
+from runtime import demo, health, run_command
 from runtime.local_kafka import commands as local_kafka_commands
 
 
@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="local Kafka + sample records + a mapping with a sample handler"
     )
     demo.add_arguments(demo_parser)
+    health_parser = commands.add_parser(
+        "health", help="exit 0 when the poller's heartbeat is fresh (container HEALTHCHECK)"
+    )
+    health.add_arguments(health_parser)
     return parser
 
 
@@ -41,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_command.run(args)
     if args.command == "demo":
         return demo.run(args)
+    if args.command == "health":
+        return health.run(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects the rest
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from runtime.batcher import Batch, Batcher, PartitionId
 from runtime.failures import RetryBackoff
 from runtime.filters import compile_filters
+from runtime.health import Heartbeat, health_file
 from runtime.invokers import Invoker
 from runtime.mapping import EventSourceMapping
 from runtime.metrics import Counters, Metric
@@ -80,6 +81,7 @@ class Poller:
             self._stopping,
             backoff=self.options.retry_backoff,
         )
+        self._heartbeat = Heartbeat(health_file())
         self._done: queue.Queue[BatchOutcome] = queue.Queue()
         self._in_flight: dict[int, Batch] = {}
         self._owner: dict[PartitionId, int] = {}  # partition -> id of its in-flight batch
@@ -119,6 +121,7 @@ class Poller:
                 self._step()
         except MappingStopped as stopped:
             self.status.stop(stopped)
+            self._heartbeat.beat(self.status.snapshot(), force=True)
             log.error(
                 "mapping stopped: %s",
                 stopped.result,
@@ -134,6 +137,7 @@ class Poller:
         self._dispatch()
         self._apply_backpressure()
         self._commit()
+        self._heartbeat.beat(self.status.snapshot())
         for record in self._source.poll(self.options.max_poll_records, self._poll_timeout()):
             keep = self._filter is None or self._filter.matches(record.value)
             if not keep:
