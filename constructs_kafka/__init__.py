@@ -1,3 +1,70 @@
-"""AWS CDK constructs for Lambda's self-managed Apache Kafka trigger."""
+"""AWS CDK constructs for Lambda's self-managed Apache Kafka trigger.
 
-__all__: list[str] = []
+``SelfManagedKafkaTrigger`` takes ``KafkaTriggerProps`` and creates the event source
+mapping with its permissions, network and ACL guidance; the secret constructs
+create correctly shaped secrets. The enums and ``ProvisionedPollerConfig`` are the
+runtime's own, so one definition serves the constructs and the poller.
+"""
+
+from constructs_kafka.acls import PRINCIPAL_PLACEHOLDER, kafka_acls_commands
+from constructs_kafka.auth import KafkaAuthentication
+from constructs_kafka.destinations import OnFailureDestination
+from constructs_kafka.mapping import SelfManagedKafkaTrigger
+from constructs_kafka.network import KafkaVpcEndpoints, broker_ports
+from constructs_kafka.props import KafkaTriggerProps, NetworkAccess
+from constructs_kafka.schema_registry import KafkaSchemaRegistry, RegistryAccess
+from constructs_kafka.secrets import (
+    ClientCertificateSecret,
+    KafkaSecretError,
+    RootCaSecret,
+    SaslPlainSecret,
+    SaslScramSecret,
+    import_secret,
+)
+from constructs_kafka.validation import (
+    MAX_FUNCTION_TIMEOUT,
+    KafkaTriggerValidationError,
+    PropProblem,
+)
+from runtime.mapping import AclRequirement, ProvisionedPollerConfig
+from runtime.mapping_vocabulary import (
+    EsmMetric,
+    EventRecordFormat,
+    SchemaRegistryAuthType,
+    SchemaValidationAttribute,
+    SourceAccessType,
+    StartingPosition,
+    SystemLogLevel,
+)
+
+__all__ = [
+    "MAX_FUNCTION_TIMEOUT",
+    "PRINCIPAL_PLACEHOLDER",
+    "AclRequirement",
+    "ClientCertificateSecret",
+    "EsmMetric",
+    "EventRecordFormat",
+    "KafkaAuthentication",
+    "KafkaSchemaRegistry",
+    "KafkaSecretError",
+    "KafkaTriggerProps",
+    "KafkaTriggerValidationError",
+    "KafkaVpcEndpoints",
+    "NetworkAccess",
+    "OnFailureDestination",
+    "PropProblem",
+    "ProvisionedPollerConfig",
+    "RegistryAccess",
+    "RootCaSecret",
+    "SaslPlainSecret",
+    "SaslScramSecret",
+    "SchemaRegistryAuthType",
+    "SchemaValidationAttribute",
+    "SelfManagedKafkaTrigger",
+    "SourceAccessType",
+    "StartingPosition",
+    "SystemLogLevel",
+    "broker_ports",
+    "import_secret",
+    "kafka_acls_commands",
+]

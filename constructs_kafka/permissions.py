@@ -1,0 +1,126 @@
+"""The execution role's statements, each made only by the feature that needs it.
+
+Lambda's pollers act with the function's execution role: they read the secrets,
+create ENIs in the VPC and write to the on-failure destination. Every statement
+names exact ARNs except the EC2 ENI actions, which AWS only authorizes on ``*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+
+from constructs_kafka.destinations import OnFailureDestination
+from constructs_kafka.schema_registry import KafkaSchemaRegistry
+from runtime.mapping_vocabulary import GLUE_REGISTRY_ARN, DestinationKind
+
+__all__ = [
+    "ENI_ACTIONS",
+    "destination_statements",
+    "eni_statement",
+    "log_statement",
+    "registry_statement",
+    "secret_key_statement",
+    "secrets_statement",
+]
+
+ENI_ACTIONS: Final = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+)
+"""What the pollers need to attach to the VPC (Lambda developer guide)."""
+
+
+def log_statement(function: lambda_.IFunction) -> iam.PolicyStatement:
+    """Writing to the function's log group, where the mapping's system logs go too."""
+    stack = cdk.Stack.of(function)
+    group = stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=f"/aws/lambda/{function.function_name}",
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+    return iam.PolicyStatement(
+        sid="FunctionLogs",
+        actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        resources=[group, f"{group}:log-stream:*"],
+    )
+
+
+def secrets_statement(secrets: Sequence[secretsmanager.ISecret]) -> iam.PolicyStatement:
+    """``GetSecretValue`` on the authentication, root-CA and registry secrets only."""
+    return iam.PolicyStatement(
+        sid="KafkaSecretsRead",
+        actions=["secretsmanager:GetSecretValue"],
+        resources=_unique([s.secret_arn for s in secrets]),
+    )
+
+
+def secret_key_statement(keys: Sequence[kms.IKey]) -> iam.PolicyStatement:
+    """``kms:Decrypt`` on the secrets' customer keys, only through Secrets Manager."""
+    region = cdk.Stack.of(keys[0]).region
+    return iam.PolicyStatement(
+        sid="KafkaSecretsDecrypt",
+        actions=["kms:Decrypt"],
+        resources=_unique([k.key_arn for k in keys]),
+        conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+    )
+
+
+def eni_statement() -> iam.PolicyStatement:
+    """The six ENI actions; EC2 does not scope Describe* (nor Lambda's ENI calls) by ARN."""
+    return iam.PolicyStatement(
+        sid="KafkaVpcNetworkInterfaces", actions=list(ENI_ACTIONS), resources=["*"]
+    )
+
+
+def destination_statements(destination: OnFailureDestination) -> list[iam.PolicyStatement]:
+    """What the pollers call on the destination, plus its customer key's actions."""
+    arn = destination.destination
+    statements: list[iam.PolicyStatement] = []
+    if destination.kind is DestinationKind.SQS:
+        statements.append(_statement("OnFailureSqs", ["sqs:SendMessage"], [arn]))
+    elif destination.kind is DestinationKind.SNS:
+        statements.append(_statement("OnFailureSns", ["sns:Publish"], [arn]))
+    elif destination.kind is DestinationKind.S3:
+        statements.append(_statement("OnFailureS3Put", ["s3:PutObject"], [f"{arn}/*"]))
+        statements.append(_statement("OnFailureS3List", ["s3:ListBucket"], [arn]))
+    key = destination.encryption_key
+    if key is not None:
+        actions = (
+            ["kms:GenerateDataKey"]
+            if destination.kind is DestinationKind.S3
+            else ["kms:Decrypt", "kms:GenerateDataKey"]
+        )
+        statements.append(_statement("OnFailureKey", actions, [key.key_arn]))
+    return statements
+
+
+def registry_statement(registry: KafkaSchemaRegistry) -> iam.PolicyStatement | None:
+    """Glue registries are read with the execution role; Confluent ones with secrets."""
+    if not GLUE_REGISTRY_ARN.fullmatch(registry.uri):
+        return None
+    schemas = registry.uri.replace(":registry/", ":schema/", 1) + "/*"
+    return _statement(
+        "SchemaRegistryRead",
+        ["glue:GetRegistry", "glue:GetSchemaVersion"],
+        [registry.uri, schemas],
+    )
+
+
+def _statement(sid: str, actions: list[str], resources: list[str]) -> iam.PolicyStatement:
+    return iam.PolicyStatement(sid=sid, actions=actions, resources=resources)
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,285 @@
+"""The definition of a self-managed Kafka trigger, as CDK-friendly props.
+
+One props object describes the mapping whichever way it is deployed: the
+``SelfManagedKafkaTrigger`` construct turns it into an AWS::Lambda::EventSourceMapping,
+and ``to_mapping_request`` turns it into AWS's CreateEventSourceMapping JSON, the
+definition the poller (``runtime``) runs. Values may be CDK tokens; the JSON then
+holds tokens too, which ``Stack.to_json_string`` resolves at deploy time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+
+from constructs_kafka.auth import KafkaAuthentication
+from constructs_kafka.destinations import OnFailureDestination
+from constructs_kafka.schema_registry import KafkaSchemaRegistry
+from runtime.mapping import DEFAULT_FILTER_QUOTA, ProvisionedPollerConfig, derive_uuid
+from runtime.mapping_vocabulary import (
+    EsmMetric,
+    SourceAccessType,
+    StartingPosition,
+    SystemLogLevel,
+)
+
+if TYPE_CHECKING:
+    from constructs_kafka.network import KafkaVpcEndpoints
+
+__all__ = ["KafkaTriggerProps", "NetworkAccess", "is_unresolved"]
+
+
+class NetworkAccess(StrEnum):
+    """How the mapping's pollers in a VPC reach Lambda, STS, Secrets Manager and the
+    destination's service."""
+
+    VPC_ENDPOINTS = "VPC_ENDPOINTS"
+    """Interface endpoints with private DNS (an S3 gateway endpoint for S3), created
+    once per VPC and stack, or the ``endpoints`` given."""
+    NAT_GATEWAY = "NAT_GATEWAY"
+    """The subnets route through a NAT gateway: no endpoints are created."""
+    EXISTING_ENDPOINTS = "EXISTING_ENDPOINTS"
+    """Endpoints made elsewhere: only 443 from the mapping is allowed on
+    ``existing_endpoint_security_groups``. A second private-DNS endpoint for one
+    service in a VPC would fail to deploy."""
+
+
+def is_unresolved(value: Any) -> bool:
+    """The validator's predicate: a CDK token (string, number or list) is not known yet."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, str):  # a string token, or one element of an encoded list token
+        return cdk.Token.is_unresolved(value) or cdk.Token.is_unresolved([value])
+    if isinstance(value, int | float):
+        return cdk.Token.is_unresolved(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return any(cdk.Token.is_unresolved(v) for v in value)
+    return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaTriggerProps:
+    """Everything a self-managed Kafka trigger is; defaults are AWS's unless stated."""
+
+    function: lambda_.IFunction
+    """The function the mapping invokes (its timeout must be at most 14 minutes)."""
+    bootstrap_servers: Sequence[str]
+    """1-10 ``host:port`` brokers. Changing them replaces the mapping (same logical id)."""
+    topic: str
+    """The one topic to consume."""
+    starting_position: StartingPosition
+    """Where a new consumer group starts; an existing group resumes from its offsets."""
+    starting_position_timestamp: datetime | float | None = None
+    """Epoch seconds (or an aware datetime); required exactly with AT_TIMESTAMP."""
+    authentication: KafkaAuthentication | None = None
+    """@default - no credentials (a PLAINTEXT or TLS-only listener)."""
+    root_ca_secret: secretsmanager.ISecret | None = None
+    """The broker's private root CA (``{"certificate": PEM}``). @default - public CAs."""
+    consumer_group_id: str | None = None
+    """@default - a UUID derived from the function's construct path, the topic and the
+    servers; always set, so the group and its ACLs are known at synth time (AWS would
+    otherwise use its own mapping UUID, known only after deployment)."""
+    batch_size: int | None = None
+    """1-10000. @default 100"""
+    max_batching_window: cdk.Duration | None = None
+    """0-300 whole seconds. @default - 500 ms"""
+    enabled: bool = True
+    filters: Sequence[Mapping[str, Any] | str] = ()
+    """Filter patterns (objects or JSON strings) on the record ``value``; OR-ed."""
+    filter_encryption: kms.IKey | None = None
+    """Customer-managed key encrypting the filter criteria. @default - AWS-owned key"""
+    filter_quota: int = DEFAULT_FILTER_QUOTA
+    """Filters the account allows per mapping (5 unless AWS raised it, at most 10)."""
+    on_failure: OnFailureDestination | None = None
+    retry_attempts: int | None = None
+    """-1 (infinite) or 0-10000. Provisioned mode only. @default -1"""
+    max_record_age: cdk.Duration | None = None
+    """60-604800 s. Provisioned mode only. @default - infinite"""
+    bisect_batch_on_error: bool = False
+    """Provisioned mode only."""
+    report_batch_item_failures: bool = False
+    """The function may answer ``batchItemFailures``. Provisioned mode only."""
+    provisioned_pollers: ProvisionedPollerConfig | None = None
+    """@default - on-demand mode"""
+    metrics: Sequence[EsmMetric] = ()
+    """ErrorCount and KafkaMetrics need provisioned mode."""
+    system_log_level: SystemLogLevel | None = None
+    """Provisioned mode only. @default - no system logs"""
+    schema_registry: KafkaSchemaRegistry | None = None
+    """Provisioned mode only."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    vpc: ec2.IVpc | None = None
+    """The VPC the brokers are reached from. @default - over the internet"""
+    vpc_subnets: ec2.SubnetSelection | None = None
+    """@default - the VPC's private subnets (CDK's default selection)"""
+    security_groups: Sequence[ec2.ISecurityGroup] = ()
+    """The mapping's security groups. @default - one is created"""
+    network_access: NetworkAccess = NetworkAccess.VPC_ENDPOINTS
+    endpoints: KafkaVpcEndpoints | None = None
+    """Endpoints to share between triggers. @default - one set per VPC and stack"""
+    existing_endpoint_security_groups: Sequence[ec2.ISecurityGroup] = ()
+    """With EXISTING_ENDPOINTS: the endpoints' security groups, opened on 443."""
+    acl_principal: str | None = None
+    """The Kafka principal for the ACL commands. @default - the authentication's one"""
+
+    def default_consumer_group_id(self) -> str:
+        """The derived group: stable across synths, new when the servers change (a
+        replaced mapping then cannot collide with the old one's group)."""
+        servers = [s for s in self.bootstrap_servers if not is_unresolved(s)]
+        topic = "" if is_unresolved(self.topic) else self.topic
+        return derive_uuid(self.function.node.path, topic, servers, None)
+
+    @property
+    def effective_consumer_group_id(self) -> str:
+        return self.consumer_group_id or self.default_consumer_group_id()
+
+    @property
+    def kafka_principal(self) -> str | None:
+        """The principal ACLs are granted to, when known."""
+        if self.acl_principal:
+            return self.acl_principal
+        return self.authentication.principal if self.authentication else None
+
+    def secrets(self) -> list[secretsmanager.ISecret]:
+        """Every secret the mapping reads: authentication, root CA, registry access."""
+        found = [self.authentication.secret] if self.authentication else []
+        found += [self.root_ca_secret] if self.root_ca_secret else []
+        found += [a.secret for a in self.schema_registry.access] if self.schema_registry else []
+        return found
+
+    def to_mapping_request(
+        self,
+        *,
+        subnet_ids: Sequence[str] = (),
+        security_group_ids: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """AWS's CreateEventSourceMapping request (the poller's mapping definition).
+
+        ``subnet_ids`` and ``security_group_ids`` (default: the props' groups) fill the
+        VPC entries; the construct passes the ones it selected or created.
+        """
+        groups = (
+            [g.security_group_id for g in self.security_groups]
+            if security_group_ids is None
+            else list(security_group_ids)
+        )
+        doc: dict[str, Any] = {
+            "FunctionName": self.function.function_name,
+            "Topics": [self.topic],
+            "SelfManagedEventSource": {
+                "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": list(self.bootstrap_servers)}
+            },
+            "StartingPosition": _value(self.starting_position),
+            "SelfManagedKafkaEventSourceConfig": self._kafka_config(),
+        }
+        optional: dict[str, Any] = {
+            "StartingPositionTimestamp": _epoch_seconds(self.starting_position_timestamp),
+            "BatchSize": self.batch_size,
+            "MaximumBatchingWindowInSeconds": _seconds(self.max_batching_window),
+            "Enabled": None if self.enabled else False,
+            "FilterCriteria": {"Filters": [{"Pattern": _pattern(f)} for f in self.filters]}
+            if self.filters
+            else None,
+            "KMSKeyArn": self.filter_encryption.key_arn if self.filter_encryption else None,
+            "SourceAccessConfigurations": self._access(subnet_ids, groups) or None,
+            "DestinationConfig": {"OnFailure": {"Destination": self.on_failure.destination}}
+            if self.on_failure
+            else None,
+            "MaximumRetryAttempts": self.retry_attempts,
+            "MaximumRecordAgeInSeconds": _seconds(self.max_record_age),
+            "BisectBatchOnFunctionError": self.bisect_batch_on_error or None,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"]
+            if self.report_batch_item_failures
+            else None,
+            "ProvisionedPollerConfig": _pollers(self.provisioned_pollers),
+            "MetricsConfig": {"Metrics": [_value(m) for m in self.metrics]}
+            if self.metrics
+            else None,
+            "LoggingConfig": {"SystemLogLevel": _value(self.system_log_level)}
+            if self.system_log_level
+            else None,
+            "Tags": dict(self.tags) or None,
+        }
+        doc.update((key, value) for key, value in optional.items() if value is not None)
+        return doc
+
+    def _kafka_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"ConsumerGroupId": self.effective_consumer_group_id}
+        registry = self.schema_registry
+        if registry is not None:
+            entry: dict[str, Any] = {
+                "SchemaRegistryURI": registry.uri,
+                "EventRecordFormat": _value(registry.event_record_format),
+                "SchemaValidationConfigs": [
+                    {"Attribute": _value(a)} for a in registry.validated_attributes
+                ],
+            }
+            if registry.access:
+                entry["AccessConfigs"] = [
+                    {"Type": _value(a.type), "URI": a.secret.secret_arn} for a in registry.access
+                ]
+            config["SchemaRegistryConfig"] = entry
+        return config
+
+    def _access(self, subnet_ids: Sequence[str], groups: Sequence[str]) -> list[dict[str, str]]:
+        entries: list[dict[str, str]] = []
+        if self.authentication:
+            auth = self.authentication
+            entries.append({"Type": _value(auth.type), "URI": auth.secret.secret_arn})
+        if self.root_ca_secret:
+            entries.append(
+                {
+                    "Type": SourceAccessType.SERVER_ROOT_CA_CERTIFICATE.value,
+                    "URI": self.root_ca_secret.secret_arn,
+                }
+            )
+        entries += [{"Type": "VPC_SUBNET", "URI": f"subnet:{s}"} for s in subnet_ids]
+        entries += [{"Type": "VPC_SECURITY_GROUP", "URI": f"security_group:{g}"} for g in groups]
+        return entries
+
+
+def _value(member: Any) -> Any:
+    """An enum member's AWS spelling; anything else (a wrong type) is passed on for the
+    validator to report."""
+    return member.value if isinstance(member, StrEnum) else member
+
+
+def _pattern(item: Mapping[str, Any] | str) -> Any:
+    return item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+
+
+def _epoch_seconds(stamp: datetime | float | None) -> float | int | None:
+    if stamp is None:
+        return None
+    seconds = stamp.timestamp() if isinstance(stamp, datetime) else stamp
+    return int(seconds) if isinstance(seconds, float) and seconds.is_integer() else seconds
+
+
+def _seconds(duration: cdk.Duration | None) -> float | int | None:
+    """Whole seconds as an int; a fraction stays a float, which the validator refuses."""
+    if duration is None:
+        return None
+    seconds = duration.to_seconds(integral=False)
+    return int(seconds) if float(seconds).is_integer() else seconds
+
+
+def _pollers(config: ProvisionedPollerConfig | None) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    entry: dict[str, Any] = {
+        "MinimumPollers": config.minimum_pollers,
+        "MaximumPollers": config.maximum_pollers,
+    }
+    if config.poller_group_name:
+        entry["PollerGroupName"] = config.poller_group_name
+    return entry

@@ -1,0 +1,114 @@
+"""Stacks shared by several test modules (synthesizing is slow: build each once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sqs as sqs
+from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
+
+from constructs_kafka import (
+    EsmMetric,
+    KafkaSchemaRegistry,
+    KafkaTriggerProps,
+    OnFailureDestination,
+    ProvisionedPollerConfig,
+    RootCaSecret,
+    SaslScramSecret,
+    SelfManagedKafkaTrigger,
+    StartingPosition,
+    SystemLogLevel,
+)
+from tests.cdk.conftest import SERVERS, new_function, new_stack
+from tests.unit.pki_factory import make_pki, pem
+
+GLUE_REGISTRY = "arn:aws:glue:eu-west-1:123456789012:registry/orders"
+
+
+@dataclass
+class Built:
+    app: cdk.App
+    stack: cdk.Stack
+    trigger: SelfManagedKafkaTrigger
+    template: Template
+    json: dict[str, Any]
+
+
+def full_vpc_stack(outdir: str) -> Built:
+    """Every feature at once: SCRAM + root CA with CMKs, VPC, SQS destination with a
+    CMK, encrypted filters, provisioned mode, Glue registry, system logs."""
+    app = cdk.App(outdir=outdir)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = new_stack("Full", app)
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        nat_gateways=0,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        ],
+    )
+    vpc.add_flow_log("FlowLog")
+    secret_key = kms.Key(stack, "SecretKey", enable_key_rotation=True)
+    user = SaslScramSecret(stack, "User", username="orders-consumer", encryption_key=secret_key)
+    root_ca = RootCaSecret(stack, "RootCa", certificate=pem(make_pki().root))
+    queue_key = kms.Key(stack, "QueueKey", enable_key_rotation=True)
+    queue = sqs.Queue(
+        stack,
+        "Failures",
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=queue_key,
+        enforce_ssl=True,
+    )
+    cdk.Validations.of(queue).acknowledge(
+        cdk.Acknowledgment(
+            id="AwsSolutions::AwsSolutions-SQS3",
+            reason="This queue is itself the dead-letter destination of the Kafka trigger.",
+        )
+    )
+    filter_key = kms.Key(stack, "FilterKey", enable_key_rotation=True)
+    trigger = SelfManagedKafkaTrigger(
+        stack,
+        "Trigger",
+        KafkaTriggerProps(
+            function=new_function(stack),
+            bootstrap_servers=[*SERVERS, "b-3.kafka.example.com:9094"],
+            topic="orders",
+            starting_position=StartingPosition.TRIM_HORIZON,
+            authentication=user.authentication,
+            root_ca_secret=root_ca,
+            vpc=vpc,
+            on_failure=OnFailureDestination.sqs(queue),
+            filters=[{"value": {"kind": ["order"]}}],
+            filter_encryption=filter_key,
+            provisioned_pollers=ProvisionedPollerConfig(minimum_pollers=2, maximum_pollers=10),
+            retry_attempts=5,
+            max_record_age=cdk.Duration.hours(2),
+            report_batch_item_failures=True,
+            metrics=[EsmMetric.EVENT_COUNT, EsmMetric.KAFKA_METRICS],
+            system_log_level=SystemLogLevel.INFO,
+            schema_registry=KafkaSchemaRegistry.glue(GLUE_REGISTRY),
+            tags={"team": "orders"},
+        ),
+    )
+    role = trigger.role
+    assert role is not None
+    cdk.Validations.of(role).acknowledge(
+        cdk.Acknowledgment(
+            id="AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:"
+            "policy/service-role/AWSLambdaBasicExecutionRole]",
+            reason="The test function logs with AWS's basic execution policy.",
+        )
+    )
+    assembly = app.synth()  # runs cdk-nag; raises on an unacknowledged finding
+    template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
+    return Built(app, stack, trigger, template, template.to_json())
+
+
+def resources(built: Built, kind: str) -> dict[str, Any]:
+    return {k: v for k, v in built.json["Resources"].items() if v["Type"] == kind}

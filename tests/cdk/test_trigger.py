@@ -1,0 +1,285 @@
+"""The mapping resource, the execution policy and what the trigger exposes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from constructs_kafka import (
+    KafkaAuthentication,
+    KafkaTriggerProps,
+    OnFailureDestination,
+    SaslScramSecret,
+    SelfManagedKafkaTrigger,
+    StartingPosition,
+)
+from constructs_kafka.props import is_unresolved
+from runtime.mapping import parse_mapping
+from tests.cdk.conftest import SERVERS, cfn_lint, nag_report, new_function, new_stack
+from tests.cdk.fixtures import GLUE_REGISTRY, Built, full_vpc_stack, resources
+
+pytestmark = pytest.mark.cdk
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return full_vpc_stack(str(tmp_path_factory.mktemp("full")))
+
+
+def logical_id(built: Built, prefix: str) -> str:
+    (found,) = [
+        k for k in built.json["Resources"] if k.startswith(prefix) and len(k) == len(prefix) + 8
+    ]
+    return found
+
+
+def statements(built: Built) -> dict[str, dict]:
+    (policy,) = [
+        p for k, p in resources(built, "AWS::IAM::Policy").items() if "TriggerExecutionPolicy" in k
+    ]
+    return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+
+def test_mapping_carries_every_prop(full: Built) -> None:
+    full.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "Topics": ["orders"],
+            "StartingPosition": "TRIM_HORIZON",
+            "SelfManagedEventSource": {
+                "Endpoints": {"KafkaBootstrapServers": [*SERVERS, "b-3.kafka.example.com:9094"]}
+            },
+            "SelfManagedKafkaEventSourceConfig": {
+                "ConsumerGroupId": full.trigger.consumer_group_id,
+                "SchemaRegistryConfig": {
+                    "SchemaRegistryURI": GLUE_REGISTRY,
+                    "EventRecordFormat": "JSON",
+                    "SchemaValidationConfigs": [{"Attribute": "VALUE"}],
+                },
+            },
+            "FilterCriteria": {"Filters": [{"Pattern": '{"value":{"kind":["order"]}}'}]},
+            "KmsKeyArn": Match.any_value(),
+            "DestinationConfig": {"OnFailure": {"Destination": Match.any_value()}},
+            "MaximumRetryAttempts": 5,
+            "MaximumRecordAgeInSeconds": 7200,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ProvisionedPollerConfig": {"MinimumPollers": 2, "MaximumPollers": 10},
+            "MetricsConfig": {"Metrics": ["EventCount", "KafkaMetrics"]},
+            "LoggingConfig": {"SystemLogLevel": "INFO"},
+            "Tags": [{"Key": "team", "Value": "orders"}],
+        },
+    )
+    (mapping,) = resources(full, "AWS::Lambda::EventSourceMapping").values()
+    kinds = [c["Type"] for c in mapping["Properties"]["SourceAccessConfigurations"]]
+    assert kinds == ["SASL_SCRAM_512_AUTH", "SERVER_ROOT_CA_CERTIFICATE"] + ["VPC_SUBNET"] * 2 + [
+        "VPC_SECURITY_GROUP"
+    ]
+    assert set(mapping["DependsOn"]) >= {
+        k for k in full.json["Resources"] if k.startswith("TriggerExecutionPolicy")
+    }
+
+
+def test_consumer_group_is_a_stable_derived_uuid(full: Built) -> None:
+    assert re.fullmatch(
+        r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", full.trigger.consumer_group_id
+    )
+    again = full.trigger.props.default_consumer_group_id()
+    assert again == full.trigger.consumer_group_id
+
+
+def test_execution_policy_has_exactly_the_needed_statements(full: Built) -> None:
+    found = statements(full)
+    assert set(found) == {
+        "FunctionLogs",
+        "KafkaSecretsRead",
+        "KafkaSecretsDecrypt",
+        "KafkaVpcNetworkInterfaces",
+        "OnFailureSqs",
+        "OnFailureKey",
+        "SchemaRegistryRead",
+    }
+    assert found["KafkaSecretsRead"]["Action"] == "secretsmanager:GetSecretValue"
+    assert found["KafkaSecretsRead"]["Resource"] == [
+        {"Ref": logical_id(full, "User")},
+        {"Ref": logical_id(full, "RootCa")},
+    ]
+    decrypt = found["KafkaSecretsDecrypt"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Resource"] == {"Fn::GetAtt": [logical_id(full, "SecretKey"), "Arn"]}
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}
+    }
+    assert sorted(found["KafkaVpcNetworkInterfaces"]["Action"]) == sorted(
+        [
+            "ec2:CreateNetworkInterface",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeVpcs",
+            "ec2:DeleteNetworkInterface",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+        ]
+    )
+    assert found["KafkaVpcNetworkInterfaces"]["Resource"] == "*"
+    assert found["OnFailureSqs"]["Action"] == "sqs:SendMessage"
+    assert found["OnFailureSqs"]["Resource"] == {
+        "Fn::GetAtt": [logical_id(full, "Failures"), "Arn"]
+    }
+    assert found["OnFailureKey"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert found["SchemaRegistryRead"]["Resource"] == [
+        GLUE_REGISTRY,
+        "arn:aws:glue:eu-west-1:123456789012:schema/orders/*",
+    ]
+    assert found["FunctionLogs"]["Action"] == [
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ]
+
+
+def test_filter_key_policy_lets_lambda_decrypt(full: Built) -> None:
+    (key,) = [v for k, v in resources(full, "AWS::KMS::Key").items() if k.startswith("FilterKey")]
+    decrypts = [
+        s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Action"] == "kms:Decrypt"
+    ]
+    assert decrypts == [
+        {
+            "Action": "kms:Decrypt",
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Resource": "*",
+        }
+    ]
+
+
+def test_acl_output_and_data(full: Built) -> None:
+    group = full.trigger.consumer_group_id
+    assert [
+        (a.resource_type.value, a.resource_name, a.operation.value)
+        for a in full.trigger.required_acls
+    ] == [
+        ("Cluster", "kafka-cluster", "DescribeConfigs"),
+        ("Group", group, "Describe"),
+        ("Group", group, "Read"),
+        ("Topic", "orders", "Describe"),
+        ("Topic", "orders", "Read"),
+    ]
+    (output,) = full.json["Outputs"].values()
+    commands = output["Value"].split(" ; ")
+    assert len(commands) == 3
+    assert all("--allow-principal 'User:orders-consumer'" in c for c in commands)
+    assert "--operation DescribeConfigs --cluster" in commands[0]
+    assert f"--operation Describe --operation Read --group '{group}'" in commands[1]
+    assert "--topic 'orders'" in commands[2]
+    assert commands[0].startswith(f"kafka-acls.sh --bootstrap-server {SERVERS[0]} ")
+
+
+def test_template_passes_cfn_lint(full: Built) -> None:
+    errors, _warnings = cfn_lint(full.json)
+    assert errors == []
+
+
+def test_cdk_nag_has_no_unacknowledged_finding(full: Built) -> None:
+    report = nag_report(Path(full.app.outdir))
+    assert report["violations"] == []
+    assert all(v["reason"] for v in report["suppressedViolations"])
+
+
+def test_mapping_request_is_a_valid_runtime_definition(full: Built) -> None:
+    resolved = full.stack.resolve(full.trigger.mapping_request)
+    # Tokens become CloudFormation expressions; replace them with plausible values.
+    text = json.dumps(resolved)
+    assert full.trigger.mapping_request["SelfManagedKafkaEventSourceConfig"]["ConsumerGroupId"] == (
+        full.trigger.consumer_group_id
+    )
+    assert is_unresolved(full.trigger.mapping_request["FunctionName"])
+    assert "orders" in text
+
+
+def test_props_to_request_parses_with_the_runtime_model() -> None:
+    stack = new_stack()
+    secret = SaslScramSecret(stack, "User", username="u")
+    props = KafkaTriggerProps(
+        function=new_function(stack),
+        bootstrap_servers=SERVERS,
+        topic="orders",
+        starting_position=StartingPosition.LATEST,
+        authentication=secret.authentication,
+        on_failure=OnFailureDestination.kafka("orders-dlq"),
+        batch_size=50,
+    )
+    request = props.to_mapping_request()
+    concrete = stack.resolve(request)
+    concrete["FunctionName"] = "consumer"
+    concrete["SourceAccessConfigurations"][0]["URI"] = (
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kafka-AbCdEf"
+    )
+    model = parse_mapping(concrete)
+    assert model.consumer_group_id == props.effective_consumer_group_id
+    assert model.batch_size == 50
+    assert model.on_failure is not None and model.on_failure.kafka_topic == "orders-dlq"
+    assert [a.operation.value for a in model.required_acls()][-2:] == ["Describe", "Write"]
+
+
+def _logical_ids(servers: list[str]) -> tuple[list[str], str]:
+    stack = new_stack()
+    trigger = SelfManagedKafkaTrigger(
+        stack,
+        "Trigger",
+        KafkaTriggerProps(
+            function=new_function(stack),
+            bootstrap_servers=servers,
+            topic="orders",
+            starting_position=StartingPosition.LATEST,
+            consumer_group_id="orders-consumers",
+        ),
+    )
+    template = Template.from_stack(stack).to_json()
+    ids = [
+        k
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    return ids, trigger.consumer_group_id
+
+
+def test_logical_id_is_stable_when_the_servers_change() -> None:
+    """aws-cdk issue 26416: the id must not hash the bootstrap servers."""
+    before, group_before = _logical_ids(SERVERS)
+    after, group_after = _logical_ids(["new-broker.example.com:9096"])
+    assert before == after == ["TriggerMapping82B5EDF2"]
+    assert group_before == group_after == "orders-consumers"
+
+
+def test_without_vpc_or_secrets_there_are_no_extra_statements() -> None:
+    stack = new_stack()
+    SelfManagedKafkaTrigger(
+        stack,
+        "Trigger",
+        KafkaTriggerProps(
+            function=new_function(stack),
+            bootstrap_servers=SERVERS,
+            topic="orders",
+            starting_position=StartingPosition.LATEST,
+        ),
+    )
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+    template.resource_count_is("AWS::EC2::SecurityGroup", 0)
+    policies = template.find_resources("AWS::IAM::Policy")
+    assert [k for k in policies if "TriggerExecutionPolicy" in k] == []
+    # an empty policy is never attached: nothing beyond the function's own role policy
+
+
+def test_imported_secret_principal_from_username() -> None:
+    stack = new_stack()
+    secret = cdk.aws_secretsmanager.Secret.from_secret_complete_arn(
+        stack, "S", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k-AbCdEf"
+    )
+    auth = KafkaAuthentication.sasl_plain(secret, username="svc")
+    assert auth.principal == "User:svc"
+    assert auth.type.value == "BASIC_AUTH"

@@ -1,0 +1,311 @@
+"""One test per synth-time rule: each error names the prop, the value and the rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
+
+from constructs_kafka import (
+    EsmMetric,
+    KafkaAuthentication,
+    KafkaSchemaRegistry,
+    KafkaTriggerProps,
+    KafkaTriggerValidationError,
+    OnFailureDestination,
+    ProvisionedPollerConfig,
+    SaslScramSecret,
+    SelfManagedKafkaTrigger,
+    SourceAccessType,
+    StartingPosition,
+    SystemLogLevel,
+)
+from tests.cdk.conftest import SERVERS, new_function, new_stack
+
+pytestmark = pytest.mark.cdk
+
+GLUE = "arn:aws:glue:eu-west-1:123456789012:registry/r"
+
+
+def build(stack: cdk.Stack | None = None, **overrides: Any) -> SelfManagedKafkaTrigger:
+    stack = stack or new_stack()
+    values: dict[str, Any] = {
+        "bootstrap_servers": SERVERS,
+        "topic": "orders",
+        "starting_position": StartingPosition.LATEST,
+    }
+    values.update(overrides)
+    if "function" not in values:
+        values["function"] = new_function(stack)
+    return SelfManagedKafkaTrigger(stack, "Trigger", KafkaTriggerProps(**values))
+
+
+def problems(stack: cdk.Stack | None = None, **overrides: Any) -> list[str]:
+    with pytest.raises(KafkaTriggerValidationError) as caught:
+        build(stack, **overrides)
+    message = str(caught.value)
+    assert message.startswith("invalid self-managed Kafka trigger Test/Trigger")
+    return [str(p) for p in caught.value.problems]
+
+
+def single(stack: cdk.Stack | None = None, **overrides: Any) -> str:
+    found = problems(stack, **overrides)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_valid_props_pass() -> None:
+    assert build().consumer_group_id
+
+
+def test_batch_size_range() -> None:
+    assert single(batch_size=0) == "batch_size (BatchSize): 0 must be an integer from 1 to 10000"
+    assert "10001 must be an integer from 1 to 10000" in single(batch_size=10001)
+
+
+def test_batching_window_limit() -> None:
+    found = single(max_batching_window=cdk.Duration.seconds(301))
+    assert found == (
+        "max_batching_window (MaximumBatchingWindowInSeconds): 301 must be an integer from 0 to 300"
+    )
+
+
+def test_batching_window_whole_seconds() -> None:
+    found = single(max_batching_window=cdk.Duration.millis(1500))
+    assert found.startswith(
+        "max_batching_window (MaximumBatchingWindowInSeconds): 1.5 must be an integer"
+    )
+
+
+def test_topic_pattern() -> None:
+    assert single(topic=".hidden").startswith(
+        "topic (Topics[0]): '.hidden' must match AWS's topic pattern"
+    )
+
+
+def test_topic_length() -> None:
+    assert "must be 1-249 characters long (is 250)" in single(topic="t" * 250)
+
+
+def test_bootstrap_servers_count() -> None:
+    servers = [f"b-{i}.example.com:9092" for i in range(11)]
+    found = single(bootstrap_servers=servers)
+    assert found.startswith(
+        "bootstrap_servers (SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    assert "must hold 1-10 bootstrap servers (has 11)" in found
+    assert "must hold 1-10 bootstrap servers (has 0)" in single(bootstrap_servers=[])
+
+
+def test_bootstrap_server_is_host_and_port() -> None:
+    found = single(bootstrap_servers=["broker.example.com"])
+    assert "KAFKA_BOOTSTRAP_SERVERS[0]): 'broker.example.com' must be host:port" in found
+    assert "has a port outside 1-65535" in single(bootstrap_servers=["broker:70000"])
+
+
+def test_timestamp_required_with_at_timestamp() -> None:
+    found = single(starting_position=StartingPosition.AT_TIMESTAMP)
+    assert found == (
+        "starting_position_timestamp (StartingPositionTimestamp): <missing> is required when "
+        "StartingPosition is AT_TIMESTAMP"
+    )
+
+
+def test_timestamp_forbidden_otherwise() -> None:
+    found = single(starting_position_timestamp=datetime(2024, 1, 1, tzinfo=UTC))
+    assert found == (
+        "starting_position_timestamp (StartingPositionTimestamp): 1704067200 is allowed only "
+        "when StartingPosition is AT_TIMESTAMP"
+    )
+
+
+def test_at_timestamp_with_timestamp_passes() -> None:
+    trigger = build(
+        starting_position=StartingPosition.AT_TIMESTAMP,
+        starting_position_timestamp=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    assert trigger.mapping_request["StartingPositionTimestamp"] == 1704067200
+
+
+def test_function_timeout_at_most_14_minutes() -> None:
+    stack = new_stack()
+    function = new_function(stack, timeout=cdk.Duration.minutes(15))
+    found = single(stack, function=function)
+    assert found == (
+        "function (Timeout): '900 seconds' is the function's timeout; a Kafka trigger needs at "
+        "most 840 seconds (14 minutes)"
+    )
+    build(function=new_function(new_stack(), timeout=cdk.Duration.minutes(14)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "prop"),
+    [
+        ({"retry_attempts": 3}, "retry_attempts (MaximumRetryAttempts)"),
+        ({"max_record_age": cdk.Duration.minutes(5)}, "max_record_age (MaximumRecordAgeInSeconds)"),
+        ({"bisect_batch_on_error": True}, "bisect_batch_on_error (BisectBatchOnFunctionError)"),
+        (
+            {"report_batch_item_failures": True},
+            "report_batch_item_failures (FunctionResponseTypes)",
+        ),
+        ({"system_log_level": SystemLogLevel.WARN}, "system_log_level (LoggingConfig)"),
+        ({"metrics": [EsmMetric.ERROR_COUNT]}, "metrics (MetricsConfig.Metrics[0])"),
+        ({"schema_registry": KafkaSchemaRegistry.glue(GLUE)}, "schema_registry ("),
+        ({"on_failure": OnFailureDestination.kafka("dlq")}, "on_failure (DestinationConfig"),
+    ],
+)
+def test_provisioned_only_features_need_pollers(overrides: dict[str, Any], prop: str) -> None:
+    found = single(**overrides)
+    assert found.startswith(prop)
+    assert found.endswith(
+        "needs provisioned mode in AWS Lambda (set ProvisionedPollerConfig); "
+        "the local poller supports it in every mode"
+    )
+    build(provisioned_pollers=ProvisionedPollerConfig(), **overrides)
+
+
+def test_kafka_destination_is_not_the_source_topic() -> None:
+    found = single(
+        on_failure=OnFailureDestination.kafka("orders"),
+        provisioned_pollers=ProvisionedPollerConfig(),
+    )
+    assert found == (
+        "on_failure (DestinationConfig.OnFailure.Destination): 'kafka://orders' must not be the "
+        "source topic (Lambda refuses the loop)"
+    )
+
+
+def test_one_root_ca_only() -> None:
+    stack = new_stack()
+    first = SaslScramSecret(stack, "S", username="u")
+    second = SaslScramSecret(stack, "T", username="v")
+    wrong = KafkaAuthentication(SourceAccessType.SERVER_ROOT_CA_CERTIFICATE, first)
+    found = single(stack, authentication=wrong, root_ca_secret=second)
+    assert found.startswith("root_ca_secret (SourceAccessConfigurations[1].Type): ")
+    assert "may appear only once (SourceAccessConfigurations[0])" in found
+
+
+def test_pollers_limits() -> None:
+    found = problems(
+        provisioned_pollers=ProvisionedPollerConfig(minimum_pollers=0, maximum_pollers=2001)
+    )
+    assert found == [
+        "provisioned_pollers (ProvisionedPollerConfig.MinimumPollers): 0 must be an integer "
+        "from 1 to 200",
+        "provisioned_pollers (ProvisionedPollerConfig.MaximumPollers): 2001 must be an integer "
+        "from 1 to 2000",
+    ]
+    found = single(
+        provisioned_pollers=ProvisionedPollerConfig(minimum_pollers=5, maximum_pollers=2)
+    )
+    assert found.endswith("5 must not exceed MaximumPollers (2)")
+
+
+def test_retry_and_age_limits() -> None:
+    pollers = ProvisionedPollerConfig()
+    assert "must be -1 (retry until the record expires) or an integer from 0 to 10000" in single(
+        retry_attempts=-2, provisioned_pollers=pollers
+    )
+    assert "must be -1 (no limit) or an integer from 60 to 604800" in single(
+        max_record_age=cdk.Duration.seconds(30), provisioned_pollers=pollers
+    )
+
+
+def test_consumer_group_pattern_and_length() -> None:
+    found = single(consumer_group_id="has space")
+    assert found == (
+        "consumer_group_id (SelfManagedKafkaEventSourceConfig.ConsumerGroupId): 'has space' must "
+        "use only the characters a-z A-Z 0-9 - / * : _ + = . @"
+    )
+    assert "must be 1-200 characters long (is 201)" in single(consumer_group_id="g" * 201)
+
+
+def test_filter_syntax_uses_the_runtime_grammar() -> None:
+    found = single(filters=[{"value": {"kind": "order"}}])
+    assert found.startswith("filters (FilterCriteria.Filters[0].Pattern): ")
+
+
+def test_filter_count_within_the_quota() -> None:
+    five = [{"value": {"n": [i]}} for i in range(6)]
+    found = single(filters=five)
+    assert found.startswith("filters (FilterCriteria.Filters): '<6 filters>' must hold at most 5")
+    build(filters=five, filter_quota=10)
+    eleven = [{"value": {"n": [i]}} for i in range(11)]
+    assert "must hold 1-10 filters (has 11)" in " ".join(problems(filters=eleven, filter_quota=10))
+
+
+def test_filter_quota_bounds() -> None:
+    assert "filter_quota: 0 must be from 1 to 10" in " ".join(problems(filter_quota=11))
+
+
+def test_filter_encryption_needs_filters() -> None:
+    stack = new_stack()
+    key = kms.Key(stack, "K")
+    assert single(stack, filter_encryption=key) == (
+        "filter_encryption (KMSKeyArn): '<key>' needs filters to encrypt"
+    )
+
+
+def test_tags_reserved_prefix() -> None:
+    assert "must not start with 'aws:'" in single(tags={"aws:x": "y"})
+
+
+def test_vpc_props_need_a_vpc() -> None:
+    stack = new_stack()
+    vpc = ec2.Vpc(stack, "Vpc", nat_gateways=0)
+    group = ec2.SecurityGroup(stack, "G", vpc=vpc)
+    assert single(stack, security_groups=[group]) == "security_groups: '<given>' needs vpc"
+
+
+def test_vpc_subnet_selection_must_select() -> None:
+    stack = new_stack()
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        nat_gateways=0,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="iso", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        ],
+    )
+    found = problems(
+        stack, vpc=vpc, vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+    )
+    assert found[0] == (
+        "vpc_subnets, security_groups (SourceAccessConfigurations): ['VPC_SECURITY_GROUP'] has "
+        "VPC_SECURITY_GROUP but no VPC_SUBNET: a VPC needs both"
+    )
+    assert found[1].startswith(
+        "vpc_subnets (VPC_SUBNET): '<selection>' selects no subnet of the VPC"
+    )
+    assert "There are no 'Public' subnet groups" in found[1]
+
+
+def test_secret_in_another_region() -> None:
+    stack = new_stack()
+    secret = secretsmanager.Secret.from_secret_complete_arn(
+        stack, "S", "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-AbCdEf"
+    )
+    found = single(stack, authentication=KafkaAuthentication.sasl_scram_512(secret))
+    assert found == (
+        "authentication (secret region): 'arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+        "kafka-AbCdEf' is a secret in us-east-1; Lambda reads secrets in eu-west-1 only"
+    )
+
+
+def test_unresolved_tokens_are_skipped() -> None:
+    stack = new_stack()
+    topic = cdk.CfnParameter(stack, "Topic").value_as_string
+    size = cdk.CfnParameter(stack, "Size", type="Number").value_as_number
+    servers = cdk.CfnParameter(stack, "Servers", type="CommaDelimitedList").value_as_list
+    trigger = build(stack, topic=topic, batch_size=size, bootstrap_servers=servers)
+    assert trigger.mapping_request["Topics"] == [topic]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(batch_size=0, topic=".x", consumer_group_id="a b")
+    assert [p.split(" ")[0] for p in found] == ["topic", "batch_size", "consumer_group_id"]
