@@ -2,14 +2,18 @@
 
 The account and region are fixed example values from cdk.json's context, so the
 templates are the same on every machine and no AWS lookup is ever made. Three
-stacks show the three usual shapes of a self-managed Kafka trigger:
+stacks show the three usual shapes of a self-managed Kafka trigger, a fourth the
+Fargate deployment of the poller:
 
 - ``KafkaScramInternet``: SASL/SCRAM-SHA-512 to brokers on the internet, with a
   generated password;
 - ``KafkaVpcMtls``: brokers in a VPC without NAT (interface endpoints instead),
   mTLS with a private CA;
 - ``KafkaS3OnFailure``: provisioned pollers, retry and age limits, partial batch
-  responses, filters and an S3 on-failure destination, with an imported secret.
+  responses, filters and an S3 on-failure destination, with an imported secret;
+- ``KafkaFargatePoller``: the same kind of props run by this library's poller on ECS
+  Fargate, scaled from 1 to the partition count on the lag it publishes, with error
+  handling AWS reserves for provisioned mode (here without provisioned pollers).
 """
 
 from __future__ import annotations
@@ -23,14 +27,18 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from constructs_kafka import (
     ClientCertificateSecret,
     EsmMetric,
     KafkaAuthentication,
+    KafkaPollerService,
     KafkaTriggerProps,
+    NetworkAccess,
     OnFailureDestination,
+    PollerServiceProps,
     ProvisionedPollerConfig,
     RootCaSecret,
     SaslScramSecret,
@@ -204,6 +212,60 @@ class S3OnFailureStack(cdk.Stack):
         )
 
 
+class FargatePollerStack(cdk.Stack):
+    """The poller on Fargate in private subnets behind a NAT gateway, scaled on lag.
+
+    Retries, bisection and partial batch responses without provisioned pollers: AWS's
+    managed mapping refuses them, the poller runs them. The image is built from
+    ``runtime/Dockerfile`` when the stack is deployed, not when it is synthesized.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            availability_zones=[f"{self.region}a", f"{self.region}b"],  # no AZ lookup
+            nat_gateways=1,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="nat", subnet_type=ec2.SubnetType.PUBLIC),
+                ec2.SubnetConfiguration(
+                    name="pollers", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+                ),
+            ],
+        )
+        vpc.add_flow_log("FlowLog")
+        user = SaslScramSecret(self, "KafkaUser", username="shipments-consumer")
+        failures = sqs.Queue(
+            self, "FailedBatches", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True
+        )
+        cdk.Validations.of(failures).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SQS3",
+                reason="This queue is itself the on-failure destination of the Kafka poller.",
+            )
+        )
+        self.poller = KafkaPollerService(
+            self,
+            "ShipmentsPoller",
+            KafkaTriggerProps(
+                function=example_function(self),
+                bootstrap_servers=["kafka-1.corp.example:9096", "kafka-2.corp.example:9096"],
+                topic="shipments",
+                starting_position=StartingPosition.TRIM_HORIZON,
+                authentication=user.authentication,
+                vpc=vpc,
+                network_access=NetworkAccess.NAT_GATEWAY,
+                batch_size=200,
+                retry_attempts=5,
+                bisect_batch_on_error=True,
+                report_batch_item_failures=True,
+                on_failure=OnFailureDestination.sqs(failures),
+            ),
+            PollerServiceProps(partition_count=12, lag_per_poller=5_000),
+        )
+
+
 def build_app(outdir: str | None = None) -> cdk.App:
     """Every example stack of this library."""
     app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR"))
@@ -216,6 +278,7 @@ def build_app(outdir: str | None = None) -> cdk.App:
     ScramOverInternetStack(app, "KafkaScramInternet", env=env)
     VpcMtlsStack(app, "KafkaVpcMtls", env=env)
     S3OnFailureStack(app, "KafkaS3OnFailure", env=env)
+    FargatePollerStack(app, "KafkaFargatePoller", env=env)
     return app
 
 

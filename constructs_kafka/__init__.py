@@ -1,7 +1,8 @@
 """AWS CDK constructs for Lambda's self-managed Apache Kafka trigger.
 
 ``SelfManagedKafkaTrigger`` takes ``KafkaTriggerProps`` and creates the event source
-mapping with its permissions, network and ACL guidance; the secret constructs
+mapping with its permissions, network and ACL guidance; ``KafkaPollerService`` runs
+the same props with this library's poller on ECS Fargate; the secret constructs
 create correctly shaped secrets. The enums and ``ProvisionedPollerConfig`` are the
 runtime's own, so one definition serves the constructs and the poller.
 """
@@ -11,6 +12,7 @@ from constructs_kafka.auth import KafkaAuthentication
 from constructs_kafka.destinations import OnFailureDestination
 from constructs_kafka.mapping import SelfManagedKafkaTrigger
 from constructs_kafka.network import KafkaVpcEndpoints, broker_ports
+from constructs_kafka.poller_service import KafkaPollerService, PollerServiceProps
 from constructs_kafka.props import KafkaTriggerProps, NetworkAccess
 from constructs_kafka.schema_registry import KafkaSchemaRegistry, RegistryAccess
 from constructs_kafka.secrets import (
@@ -45,6 +47,7 @@ __all__ = [
     "EsmMetric",
     "EventRecordFormat",
     "KafkaAuthentication",
+    "KafkaPollerService",
     "KafkaSchemaRegistry",
     "KafkaSecretError",
     "KafkaTriggerProps",
@@ -52,6 +55,7 @@ __all__ = [
     "KafkaVpcEndpoints",
     "NetworkAccess",
     "OnFailureDestination",
+    "PollerServiceProps",
     "PropProblem",
     "ProvisionedPollerConfig",
     "RegistryAccess",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runtime import demo, health, run_command
+from runtime import demo, doctor_command, health, run_command, status_command
 from runtime.local_kafka import commands as local_kafka_commands
 
 
@@ -33,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
         "health", help="exit 0 when the poller's heartbeat is fresh (container HEALTHCHECK)"
     )
     health.add_arguments(health_parser)
+    status_parser = commands.add_parser(
+        "status", help="live table: per-partition offsets, lag, records/s, state"
+    )
+    status_command.add_arguments(status_parser)
+    doctor_parser = commands.add_parser(
+        "doctor", help="preflight a mapping: network, TLS, sign-in, ACLs, topic, group, function"
+    )
+    doctor_command.add_arguments(doctor_parser)
     return parser
 
 
@@ -47,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo.run(args)
     if args.command == "health":
         return health.run(args)
+    if args.command == "status":
+        return status_command.run(args)
+    if args.command == "doctor":
+        return doctor_command.run(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects the rest
 
 

@@ -34,8 +34,13 @@ from __future__ import annotations
 import json
 from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Final
+
+try:  # SIMD base64: about 4x faster than binascii on 1 KB values, the same bytes out
+    from pybase64 import b64encode as _base64
+except ImportError:  # pragma: no cover - the standard library gives the same bytes, slower
+    _base64 = partial(b2a_base64, newline=False)
 
 from runtime.records import Header, Record, TimestampType
 
@@ -108,6 +113,30 @@ def _encode_header(header: Header) -> bytes:
     return prefix + b",".join(map(_SIGNED.__getitem__, value)) + b"]}"
 
 
+@lru_cache(maxsize=4096)
+def _template(
+    topic: str, partition: int, timestamp_type: str, present: tuple[bool, bool, bool]
+) -> bytes:
+    """The fragment with ``%d`` for offset and timestamp and ``%b`` for key and value.
+
+    Everything else is the same for every record of a partition, so one ``%`` call
+    writes a whole record. ``present`` says whether the record has a key, a value
+    and headers; with headers, the template leaves the list (and the brace) open.
+    """
+    has_key, has_value, has_headers = present
+    parts = [
+        _record_prefix(topic, partition).replace(b"%", b"%%"),
+        b"%d,",
+        _TIMESTAMP_TYPES[timestamp_type],
+    ]
+    if has_key:
+        parts.append(b',"key":"%b"')
+    if has_value:
+        parts.append(b',"value":"%b"')
+    parts.append(b',"headers":[' if has_headers else _NO_HEADERS)
+    return b"".join(parts)
+
+
 def _encode(record: Record) -> bytes:
     partition, offset, timestamp = record.partition, record.offset, record.timestamp_ms
     # bool is an int and "%d" truncates floats: check types exactly, it costs ~100 ns.
@@ -119,20 +148,19 @@ def _encode(record: Record) -> bytes:
         and offset >= 0
     ):
         raise _explain(record)
-    parts = [
-        _record_prefix(record.topic, partition),
-        b"%d," % offset,
-        _TIMESTAMP_TYPES[record.timestamp_type] % timestamp,
-    ]
-    if record.key is not None:
-        parts += (b',"key":"', b2a_base64(record.key, newline=False), b'"')
-    if record.value is not None:
-        parts += (b',"value":"', b2a_base64(record.value, newline=False), b'"')
-    if record.headers:
-        parts += (b',"headers":[', b",".join(map(_encode_header, record.headers)), b"]}")
+    key, value, headers = record.key, record.value, record.headers
+    present = (key is not None, value is not None, bool(headers))
+    template = _template(record.topic, partition, record.timestamp_type, present)
+    fields: tuple[int | bytes, ...]
+    if key is None:
+        fields = (offset, timestamp) if value is None else (offset, timestamp, _base64(value))
+    elif value is None:
+        fields = (offset, timestamp, _base64(key))
     else:
-        parts.append(_NO_HEADERS)
-    return b"".join(parts)
+        fields = (offset, timestamp, _base64(key), _base64(value))
+    if not headers:
+        return template % fields
+    return b"".join((template % fields, b",".join(map(_encode_header, headers)), b"]}"))
 
 
 def encode_record(record: Record) -> bytes:
@@ -217,11 +245,27 @@ def _envelope_head(bootstrap_servers: Sequence[str]) -> bytes:
 
 
 def _join(head: bytes, groups: Mapping[str, Sequence[bytes]]) -> bytes:
-    body = b",".join(
-        _partition_key_json(key) + b":[" + b",".join(fragments) + b"]"
-        for key, fragments in groups.items()
-    )
-    return b"".join((head, body, _TAIL))
+    """``head``, ``"<key>":[<fragments>]`` per partition, the tail: in ONE join.
+
+    A payload is up to 6 MB. Every intermediate bytes object that large is a fresh
+    allocation whose pages the kernel faults in and zeroes, milliseconds each, so
+    the brackets, keys, head and tail are glued onto the small neighbouring pieces
+    and only the final ``b",".join`` allocates the payload's size (4x faster).
+    """
+    pieces: list[bytes] = []
+    for key, fragments in groups.items():
+        opening = _partition_key_json(key) + b":["
+        if len(fragments) <= 1:
+            pieces.append(opening + b"".join(fragments) + b"]")
+        else:
+            pieces.append(opening + fragments[0])
+            pieces.extend(fragments[1:-1])
+            pieces.append(fragments[-1] + b"]")
+    if not pieces:
+        return head + _TAIL
+    pieces[0] = head + pieces[0]
+    pieces[-1] += _TAIL
+    return b",".join(pieces)
 
 
 def assemble(
@@ -284,19 +328,36 @@ class PayloadBuilder:
         if fragment is None:
             fragment = self._encoder(record)
         key = record.partition_key
+        self._append(key, record.offset, fragment, self._growth(key, len(fragment)))
+
+    def try_add(
+        self, partition_key: str, offset: int, fragment: bytes, limit: int = MAX_PAYLOAD_BYTES
+    ) -> bool:
+        """``fits`` and ``add`` in one call, for a fragment encoded earlier.
+
+        The batcher's path: one call per record and no ``Record`` needed. Adds
+        nothing and returns False when the payload would pass ``limit`` bytes.
+        """
+        growth = self._growth(partition_key, len(fragment))
+        if self._size + growth > limit:
+            return False
+        self._append(partition_key, offset, fragment, growth)
+        return True
+
+    def _append(self, key: str, offset: int, fragment: bytes, growth: int) -> None:
         last = self._last_offsets.get(key)
-        if last is not None and record.offset <= last:
+        if last is not None and offset <= last:
             raise EventEncodingError(
-                f"record {key} offset {record.offset} must be greater than the offset "
+                f"record {key} offset {offset} must be greater than the offset "
                 f"before it in the same partition ({last}): Lambda sends offsets ascending"
             )
-        self._size += self._growth(key, len(fragment))
+        self._size += growth
         group = self._groups.get(key)
         if group is None:
             self._groups[key] = [fragment]
         else:
             group.append(fragment)
-        self._last_offsets[key] = record.offset
+        self._last_offsets[key] = offset
         self._count += 1
 
     def payload(self) -> bytes:

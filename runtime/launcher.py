@@ -10,9 +10,13 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
+from runtime.destinations import destination_for
 from runtime.invokers import MAX_TIMEOUT_S, Invoker, invoker_from_config
 from runtime.mapping import EventSourceMapping
 from runtime.poller import Poller, PollerOptions
+from runtime.secrets import SecretReader
+from runtime.secured_source import SecuritySession
+from runtime.security import SecurityOptions
 
 log = logging.getLogger("runtime.launcher")
 
@@ -47,19 +51,40 @@ class LaunchOptions:
 
     target: InvokeTarget = field(default_factory=InvokeTarget)
     poller: PollerOptions = field(default_factory=PollerOptions)
+    security: SecurityOptions = field(default_factory=SecurityOptions.from_env)
 
 
 def build_poller(
     mapping: EventSourceMapping,
     options: LaunchOptions,
     consumer_overrides: Mapping[str, Any] | None = None,
+    *,
+    secret_reader: SecretReader | None = None,
 ) -> Poller:
-    """A ready poller; ``consumer_overrides`` add to ``options.poller.consumer_overrides``."""
+    """A ready poller; ``consumer_overrides`` add to ``options.poller.consumer_overrides``.
+
+    SourceAccessConfigurations secure the consumer: a setup that cannot work raises
+    SecurityConfigError (a ValueError) here; secrets are read when the poller starts.
+    """
     poller_options = options.poller
     if consumer_overrides:
         merged = {**poller_options.consumer_overrides, **consumer_overrides}
         poller_options = replace(poller_options, consumer_overrides=merged)
-    return Poller(mapping, options.target.invoker(mapping), poller_options)
+    security = SecuritySession(
+        mapping, poller_options.consumer_overrides, options.security, secret_reader
+    )
+    destination = destination_for(
+        mapping,
+        consumer_overrides=poller_options.consumer_overrides,
+        region=options.target.region,
+    )
+    return Poller(
+        mapping,
+        options.target.invoker(mapping),
+        poller_options,
+        destination=destination,
+        source_factory=security.source_factory,
+    )
 
 
 def run_until_signalled(poller: Poller) -> None:

@@ -573,3 +573,5 @@ def _decode(text: str, source: str) -> Any:
         raise MappingLoadError(
             f"{source}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
         ) from error
+    except RecursionError:  # json's C decoder recurses once per nested array or object
+        raise MappingLoadError(f"{source}: the JSON nests too deeply to read") from None

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.batcher import Batch, Batcher, PartitionId
-from runtime.failures import RetryBackoff
+from runtime.destinations import FailureDestination
+from runtime.failures import FailurePolicy, RetryBackoff
 from runtime.filters import compile_filters
 from runtime.health import Heartbeat, health_file
 from runtime.invokers import Invoker
 from runtime.mapping import EventSourceMapping
-from runtime.metrics import Counters, Metric
+from runtime.metrics import CommitTally, Counters, Metric
+from runtime.metrics_publishers import Reporter, ReportingOptions
 from runtime.processor import BatchOutcome, BatchProcessor
 from runtime.source import KafkaSource
 from runtime.state import MappingStatus, MappingStopped, State, StateTransitionReason
@@ -48,6 +50,8 @@ class PollerOptions:
     """librdkafka settings that win over the defaults (security, tuning)."""
     retry_backoff: RetryBackoff = field(default_factory=RetryBackoff)
     """Wait between retries of a failed batch."""
+    reporting: ReportingOptions | None = None
+    """Metrics (EMF, Prometheus), lag, DesiredPollerCount and the status document; None: off."""
 
 
 class Poller:
@@ -63,6 +67,7 @@ class Poller:
         status: MappingStatus | None = None,
         processor: BatchProcessor | None = None,
         source_factory: SourceFactory = KafkaSource,
+        destination: FailureDestination | None = None,
     ) -> None:
         self.mapping = mapping
         self.options = options or PollerOptions()
@@ -73,6 +78,9 @@ class Poller:
         self._batcher = Batcher(
             mapping.bootstrap_servers, mapping.batch_size, mapping.batching_window_seconds
         )
+        # Offsets a batch settled while still in flight (records before a failed one).
+        self._progress: queue.Queue[tuple[Batch, Mapping[PartitionId, int]]] = queue.Queue()
+        self._destination = destination
         self._processor = processor or BatchProcessor(
             invoker,
             mapping.bootstrap_servers,
@@ -80,6 +88,9 @@ class Poller:
             self.status,
             self._stopping,
             backoff=self.options.retry_backoff,
+            policy=FailurePolicy.for_mapping(mapping),
+            destination=destination,
+            on_progress=lambda batch, offsets: self._progress.put((batch, offsets)),
         )
         self._heartbeat = Heartbeat(health_file())
         self._done: queue.Queue[BatchOutcome] = queue.Queue()
@@ -87,9 +98,17 @@ class Poller:
         self._owner: dict[PartitionId, int] = {}  # partition -> id of its in-flight batch
         self._assigned: set[PartitionId] = set()
         self._to_commit: dict[PartitionId, int] = {}
-        self._uncommitted_records = 0
+        self._tally = CommitTally()
         self._source = source_factory(
             mapping, self, self.counters, overrides=self.options.consumer_overrides
+        )
+        reporting = self.options.reporting
+        self._reporter = (
+            None
+            if reporting is None
+            else Reporter.for_poller(
+                mapping, reporting, self.counters, self.status, self.options.consumer_overrides
+            )
         )
 
     # -- control -------------------------------------------------------------------------
@@ -114,6 +133,8 @@ class Poller:
             log.info("mapping is disabled (Enabled: false); nothing to do")
             return
         self.status.transition(State.ENABLING)
+        if self._reporter is not None:
+            self._reporter.start()
         try:
             self._source.subscribe()
             self.status.transition(State.ENABLED)
@@ -142,7 +163,10 @@ class Poller:
             keep = self._filter is None or self._filter.matches(record.value)
             if not keep:
                 self.counters.add(Metric.FILTERED_OUT)
+            self._tally.polled((record.topic, record.partition), record.offset)
             self._batcher.add(record, now=time.monotonic(), keep=keep)
+        if self._reporter is not None:
+            self._reporter.observe(self._assigned, self._owner.keys())
 
     def _poll_timeout(self) -> float:
         """Short while batches are in flight (to commit promptly), else until the window."""
@@ -178,6 +202,7 @@ class Poller:
 
     def _collect(self, block_s: float) -> None:
         """Take finished batches off the queue and turn them into offsets to commit."""
+        self._collect_progress()
         timeout: float | None = block_s
         while True:
             try:
@@ -186,6 +211,17 @@ class Poller:
                 return
             timeout = None
             self._finish(outcome)
+
+    def _collect_progress(self) -> None:
+        """Settle what in-flight batches already settled, if they still own the partition."""
+        while True:
+            try:
+                batch, offsets = self._progress.get_nowait()
+            except queue.Empty:
+                return
+            for partition, offset in offsets.items():
+                if self._owner.get(partition) == batch.id:
+                    self._settle(partition, offset)
 
     def _finish(self, outcome: BatchOutcome) -> None:
         batch = outcome.batch
@@ -196,10 +232,6 @@ class Poller:
             if partition in outcome.settled:
                 self._settle(partition, outcome.settled[partition])
         self._batcher.release(owned)
-        if outcome.complete:
-            self._uncommitted_records += sum(
-                last - first + 1 for p, (first, last) in batch.ranges.items() if p in owned
-            )
         if outcome.stopped is not None:
             raise outcome.stopped
         if not outcome.complete and not self._stopping.is_set():
@@ -209,12 +241,12 @@ class Poller:
     def _settle(self, partition: PartitionId, next_offset: int) -> None:
         if partition in self._assigned:
             self._to_commit[partition] = max(next_offset, self._to_commit.get(partition, 0))
+            self._tally.settled(partition, next_offset)
 
     def _commit(self) -> None:
         if self._to_commit and self._source.commit(self._to_commit):
-            self.counters.add(Metric.COMMITTED, self._uncommitted_records)
+            self.counters.add(Metric.COMMITTED, self._tally.committed(self._to_commit))
             self._to_commit.clear()
-            self._uncommitted_records = 0
 
     def _apply_backpressure(self) -> None:
         full = self._batcher.over_high_water()
@@ -238,6 +270,7 @@ class Poller:
         for partition in leaving:
             self._owner.pop(partition, None)
             self._to_commit.pop(partition, None)
+        self._tally.forget(leaving)
         self._assigned -= leaving
         self._batcher.drop(leaving)
 
@@ -264,8 +297,12 @@ class Poller:
         self._owner.clear()
         self._commit()
         self._source.close()
+        if self._destination is not None:
+            self._destination.close()
         if disable:
             self.status.transition(State.DISABLED, StateTransitionReason.USER_ACTION)
+        if self._reporter is not None:
+            self._reporter.stop()
         log.info(
             "poller stopped",
             extra={"counts": {m.value: v for m, v in self.counters.snapshot().items()}},

@@ -11,7 +11,9 @@ from runtime.invokers import MAX_TIMEOUT_S
 from runtime.launcher import InvokeTarget, LaunchOptions, build_poller, run_until_signalled
 from runtime.logs import configure_logging
 from runtime.mapping import ENV_VAR, MappingLoadError, MappingValidationError, load_mapping
+from runtime.metrics_publishers import DEFAULT_NAMESPACE, ReportingOptions
 from runtime.poller import PollerOptions
+from runtime.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
 from runtime.state import MappingStopped, StateTransitionReason
 
 CONFIG_NOT_VALID_EXIT = 2
@@ -65,6 +67,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra librdkafka setting (repeatable)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    _add_reporting_arguments(parser)
+
+
+def _add_reporting_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("metrics, status and scaling")
+    group.add_argument(
+        "--metrics",
+        choices=["emf", "none"],
+        default="emf",
+        help="'emf': CloudWatch Embedded Metric Format lines on stdout (default)",
+    )
+    group.add_argument("--metrics-namespace", default=DEFAULT_NAMESPACE, help="EMF namespace")
+    group.add_argument(
+        "--metrics-interval",
+        type=float,
+        default=ReportingOptions.interval_s,
+        help="seconds between lag readings and metric publications (default 60)",
+    )
+    group.add_argument(
+        "--lag-per-poller",
+        type=int,
+        default=DEFAULT_LAG_PER_POLLER,
+        help="DesiredPollerCount = ceil(total lag / this), at most the partition count",
+    )
+    group.add_argument(
+        "--prometheus-port", type=int, help="serve Prometheus metrics on this port (local use)"
+    )
+    group.add_argument(
+        "--prometheus-addr", default="127.0.0.1", help="address of the Prometheus endpoint"
+    )
+    group.add_argument(
+        "--status-dir",
+        type=Path,
+        help="where the status document for 'kafka-esm status' goes"
+        " (default: <tmp>/kafka-esm/<mapping UUID>)",
+    )
+
+
+def _reporting(args: argparse.Namespace) -> ReportingOptions:
+    return ReportingOptions(
+        interval_s=args.metrics_interval,
+        scaling=ScalingPolicy(args.lag_per_poller),
+        emf=args.metrics == "emf",
+        emf_namespace=args.metrics_namespace,
+        prometheus_port=args.prometheus_port,
+        prometheus_addr=args.prometheus_addr,
+        status_dir=args.status_dir,
+    )
 
 
 def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
@@ -86,7 +136,11 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
                 args.region,
                 args.function_timeout,
             ),
-            PollerOptions(max_concurrency=args.max_concurrency, drain_timeout_s=args.drain_timeout),
+            PollerOptions(
+                max_concurrency=args.max_concurrency,
+                drain_timeout_s=args.drain_timeout,
+                reporting=_reporting(args),
+            ),
         )
         poller = build_poller(mapping, options, overrides)
     except ValueError as exc:

@@ -3,6 +3,8 @@
 The node binds 127.0.0.1 only, on free ports, with three client listeners:
 PLAINTEXT, SASL_SSL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and SSL with required
 client certificates, and the StandardAuthorizer enforcing ACLs on the secured ones.
+For fault-injection tests a node can be restarted on its data (``restart``), and a
+listener can advertise another port (``advertise``: a proxy the test controls).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -43,12 +46,25 @@ class BrokerStartError(RuntimeError):
 
 
 class LocalKafka:
-    """One local Kafka node living in ``home`` (config, data, PKI, logs, state)."""
+    """One local Kafka node living in ``home`` (config, data, PKI, logs, state).
 
-    def __init__(self, home: Path, cache_dir: Path | None = None) -> None:
+    ``advertise`` maps a client listener (PLAINTEXT, SASL_SSL, SSL) to the port the
+    node tells clients to use instead of the one it binds: a test puts a TCP proxy
+    there to cut connections. By default every listener advertises its own port.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        cache_dir: Path | None = None,
+        *,
+        advertise: Mapping[str, int] | None = None,
+    ) -> None:
         self.home = home.resolve()
         self.cache_dir = cache_dir or jars.default_cache_dir()
         self.state_path = self.home / STATE_FILE
+        self.advertise = _checked_advertise(advertise or {})
+        self._die_with_parent = False
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, *, die_with_parent: bool = False, timeout_s: float = 60.0) -> ClusterInfo:
@@ -59,6 +75,7 @@ class LocalKafka:
         """
         libs = jars.ensure_broker_jars(self.cache_dir)
         self._reset_home()
+        self._die_with_parent = die_with_parent
         ports = _free_ports(4)
         listeners = {PLAINTEXT: ports[0], SASL_SSL: ports[1], SSL: ports[2], CONTROLLER: ports[3]}
         passwords = {user: secrets.token_urlsafe(18) for user in USERS}
@@ -66,7 +83,14 @@ class LocalKafka:
         pki = write_local_pki(self.home / "pki", key_password)
         config = self.home / "server.properties"
         config.write_text(
-            _server_properties(self.home, listeners, passwords, pki.ca, pki.broker_keystore),
+            _server_properties(
+                self.home,
+                listeners,
+                passwords,
+                pki.ca,
+                pki.broker_keystore,
+                advertise=self.advertise,
+            ),
             encoding="utf-8",
         )
         config.chmod(0o600)
@@ -100,6 +124,41 @@ class LocalKafka:
         _terminate(info.pid, grace_s)
         self.state_path.unlink(missing_ok=True)
         return True
+
+    def restart(
+        self,
+        *,
+        kill: bool = False,
+        down_s: float = 0.0,
+        grace_s: float = 20.0,
+        timeout_s: float = 60.0,
+    ) -> ClusterInfo:
+        """Stop the running node and start it again on the same data, config and ports.
+
+        Unlike :meth:`start` nothing is wiped or formatted, so topics, records and
+        committed offsets survive, as in a real broker restart. ``kill`` stops it with
+        SIGKILL (a crash: no controlled shutdown, log recovery on start) instead of
+        SIGTERM; ``down_s`` keeps it down that long before starting it again.
+        """
+        info = self.info()
+        if info is None or info.pid is None or not self._is_our_broker(info.pid):
+            raise BrokerStartError(f"no broker from {self.home} is running: start() one first")
+        if kill:
+            _kill(info.pid)
+        else:
+            _terminate(info.pid, grace_s)
+        time.sleep(max(down_s, 0.0))
+        libs = jars.ensure_broker_jars(self.cache_dir)
+        process = self._spawn(libs, self.home / "server.properties", self._die_with_parent)
+        restarted = replace(info, pid=process.pid)
+        try:
+            self._wait_ready(process, restarted, timeout_s)
+        except BaseException:
+            _terminate(process.pid, grace_s=5)
+            self.state_path.unlink(missing_ok=True)
+            raise
+        restarted.save(self.state_path)
+        return restarted
 
     def info(self) -> ClusterInfo | None:
         """The running node's description, or None when none was started from ``home``."""
@@ -162,7 +221,7 @@ class LocalKafka:
 
     def _spawn(self, libs: Path, config: Path, die_with_parent: bool) -> subprocess.Popen[bytes]:
         command = self._java_command(libs, "kafka.Kafka", str(config), heap="768m")
-        out = (self.home / "logs" / "stdout.log").open("wb")
+        out = (self.home / "logs" / "stdout.log").open("ab")  # a restart keeps the old log
         preexec: Callable[[], None] | None = _die_with_parent if die_with_parent else None
         return subprocess.Popen(
             command,
@@ -207,8 +266,26 @@ class LocalKafka:
         return b"kafka.Kafka" in cmdline and str(self.home).encode() in cmdline
 
 
+def _checked_advertise(advertise: Mapping[str, int]) -> dict[str, int]:
+    clients = (PLAINTEXT, SASL_SSL, SSL)
+    for name, port in advertise.items():
+        if name not in clients:
+            raise ValueError(
+                f"advertise: listener {name!r} is not valid: must be one of {', '.join(clients)}"
+            )
+        if type(port) is not int or not 1 <= port <= 65535:
+            raise ValueError(f"advertise[{name!r}]={port!r} is not valid: must be a port 1-65535")
+    return dict(advertise)
+
+
 def _server_properties(
-    home: Path, ports: dict[str, int], passwords: dict[str, str], ca: Path, keystore: Path
+    home: Path,
+    ports: dict[str, int],
+    passwords: dict[str, str],
+    ca: Path,
+    keystore: Path,
+    *,
+    advertise: Mapping[str, int] | None = None,
 ) -> str:
     plain_users = " ".join(f'user_{u}="{p}"' for u, p in passwords.items())
     admin = passwords[SUPER_USER]
@@ -218,8 +295,9 @@ def _server_properties(
     )
     scram_jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     listeners = ",".join(f"{name}://{HOST}:{port}" for name, port in ports.items())
+    shown = {**ports, **(advertise or {})}
     advertised = ",".join(
-        f"{name}://{HOST}:{port}" for name, port in ports.items() if name != CONTROLLER
+        f"{name}://{HOST}:{port}" for name, port in shown.items() if name != CONTROLLER
     )
     settings = {
         "process.roles": "broker,controller",
@@ -321,6 +399,11 @@ def _terminate(pid: int, grace_s: float) -> None:
         if not _alive(pid):
             return
         time.sleep(0.1)
+    _kill(pid)
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL and wait until the process is gone: a crash, no shutdown hooks run."""
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:

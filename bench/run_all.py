@@ -1,0 +1,221 @@
+"""Run every benchmark against a fresh local Kafka and print one markdown table.
+
+    python -m bench.run_all                 # everything, ~5-8 minutes on 2 cores
+    python -m bench.run_all --runs 5 --records 200000
+    python -m bench.run_all --only throughput,latency --bootstrap 127.0.0.1:9092
+
+Every figure is the median of ``--runs`` runs and sits next to a baseline measured
+in the same run. Results also go to ``--out`` (results.md, results.json and
+throughput.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench import environment, latency, memory, parallelism, report, synth, throughput
+from bench.cluster import fill_topic, kafka_cluster, new_topic
+from bench.plot import plot_throughput
+from runtime.local_kafka import ClusterInfo
+
+SECTIONS = ("throughput", "latency", "parallelism", "memory", "synth")
+TARGETS = {
+    "throughput": 50_000.0,
+    "latency_p50_ms": 20.0,
+    "latency_p99_ms": 100.0,
+    "parallelism": 6.0,
+    "rss_mib": 300.0,
+    "synth_ratio": 1.5,
+}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; every size has a flag so a run can be made smaller or larger."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
+    add = parser.add_argument
+    add("--runs", type=int, default=3, help="runs per figure; the median is reported")
+    add("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    add("--bootstrap", help="use this PLAINTEXT cluster instead of starting a local broker")
+    add("--out", type=Path, default=Path("bench/results"), help="where results are written")
+    add("--record-size", type=int, default=1024, help="bytes per record value")
+    add("--records", type=int, default=100_000, help="records per topic (throughput, memory)")
+    add("--batch-sizes", type=_ints, default=[100, 1000, 10_000])
+    add("--partitions", type=_ints, default=[1, 8], help="partition counts to compare")
+    add(
+        "--batches-per-case",
+        type=int,
+        default=100,
+        help="throughput reads min(records, this x BatchSize)",
+    )
+    add("--latency-rate", type=float, default=100.0, help="records/s during the latency run")
+    add("--latency-seconds", type=float, default=10.0, help="produce time per latency run")
+    add("--handler-ms", type=float, default=50.0, help="handler time in the parallelism run")
+    add("--parallel-batch-size", type=int, default=100)
+    add("--parallel-batches", type=int, default=30, help="batches per partition")
+    add("--memory-batch-size", type=int, default=10_000)
+    add("--synth-mappings", type=int, default=20)
+    add("--synth-runs", type=int, help="synth runs (default: --runs)")
+    args = parser.parse_args(argv)
+    args.sections = [s for s in args.only.split(",") if s]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only={args.only!r}: unknown section(s) {sorted(unknown)}; use {SECTIONS}")
+    return args
+
+
+class Timer:
+    """Seconds per section, printed as they finish so a long run shows progress."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, action: Callable[[], Any]) -> Any:
+        """Run ``action`` and log how long it took and how loaded the machine was."""
+        print(f"-- {name} ...", flush=True)
+        started = time.monotonic()
+        value = action()
+        self.seconds[name] = time.monotonic() - started
+        load = environment.load_average()[0]
+        print(f"-- {name}: {self.seconds[name]:.0f} s (load average {load:.1f})", flush=True)
+        return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chosen sections and print (and save) the results table."""
+    args = parse_args(argv)
+    timer = Timer()
+    load_before = environment.load_average()
+    results: dict[str, Any] = {}
+    kafka_sections = [s for s in args.sections if s != "synth"]
+    if kafka_sections:
+        with kafka_cluster(args.bootstrap) as kafka:
+            topics = timer.run("fill topics", lambda: _fill(kafka, args))
+            for section in kafka_sections:
+                results[section] = timer.run(section, partial(_run, section, kafka, topics, args))
+    if "synth" in args.sections:
+        runs = args.synth_runs or args.runs
+        results["synth"] = timer.run("synth", lambda: synth.measure(args.synth_mappings, runs))
+    text = _render(results, args, load_before, environment.load_average(), timer)
+    print(text)
+    _save(args.out, text, results, args)
+
+
+def _fill(kafka: ClusterInfo, args: argparse.Namespace) -> dict[int, str]:
+    needed = (
+        set(args.partitions) | {1, 8} if "parallelism" in args.sections else set(args.partitions)
+    )
+    topics = {}
+    for partitions in sorted(needed):
+        topics[partitions] = new_topic(kafka, partitions)
+        fill_topic(kafka, topics[partitions], args.records, args.record_size, partitions)
+    return topics
+
+
+def _run(section: str, kafka: ClusterInfo, topics: dict[int, str], args: argparse.Namespace) -> Any:
+    if section == "throughput":
+        cases = [throughput.Case(p, b) for p in args.partitions for b in args.batch_sizes]
+        return throughput.measure(
+            kafka,
+            {p: topics[p] for p in args.partitions},
+            cases,
+            records=args.records,
+            batches_per_case=args.batches_per_case,
+            record_size=args.record_size,
+            runs=args.runs,
+        )
+    if section == "latency":
+        return latency.measure(
+            kafka,
+            rate_per_s=args.latency_rate,
+            duration_s=args.latency_seconds,
+            record_size=args.record_size,
+            runs=args.runs,
+        )
+    if section == "parallelism":
+        return parallelism.measure(
+            kafka,
+            {1: topics[1], 8: topics[8]},
+            handler_s=args.handler_ms / 1000,
+            batch_size=args.parallel_batch_size,
+            batches_per_partition=args.parallel_batches,
+            runs=args.runs,
+        )
+    return memory.measure(
+        kafka,
+        {p: topics[p] for p in args.partitions},
+        records=args.records,
+        batch_size=args.memory_batch_size,
+        runs=args.runs,
+    )
+
+
+def _render(
+    results: dict[str, Any],
+    args: argparse.Namespace,
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+    timer: Timer,
+) -> str:
+    rows: list[report.Row] = []
+    if "throughput" in results:
+        rows += report.throughput_rows(results["throughput"], TARGETS["throughput"])
+    if "latency" in results:
+        rows += report.latency_rows(
+            results["latency"], TARGETS["latency_p50_ms"], TARGETS["latency_p99_ms"]
+        )
+    if "parallelism" in results:
+        rows.append(report.parallelism_row(results["parallelism"], TARGETS["parallelism"]))
+    if "memory" in results:
+        rows += report.memory_rows(results["memory"], TARGETS["rss_mib"])
+    if "synth" in results:
+        rows.append(report.synth_row(results["synth"], TARGETS["synth_ratio"]))
+    versions = ", ".join(f"{k} {v}" for k, v in environment.versions().items())
+    return "\n".join(
+        [
+            f"Machine: {environment.describe()}",
+            f"Versions: {versions}",
+            f"Median of {args.runs} runs; {args.record_size}-byte records; "
+            f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
+            f"total {sum(timer.seconds.values()):.0f} s; "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
+            report.table(rows),
+            "",
+        ]
+    )
+
+
+def _save(out: Path, text: str, results: dict[str, Any], args: argparse.Namespace) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(text)
+    raw = {name: _plain(value) for name, value in results.items()}
+    (out / "results.json").write_text(json.dumps(raw, indent=1, default=str))
+    if "throughput" in results:
+        print(plot_throughput(results["throughput"], out / "throughput.png"))
+    print(f"results written to {out}/")
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in asdict(value).items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+if __name__ == "__main__":
+    main()

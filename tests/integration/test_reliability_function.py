@@ -1,0 +1,271 @@
+"""At least once when the function misbehaves: random failures, poison records, timeouts.
+
+Sizes: RELIABILITY_FUNCTION_RECORDS (8,000 over 4 partitions), _FAILURE_RATE (0.3),
+_POISON_FAILS (how often the poison record fails before it passes without limits, 6),
+RELIABILITY_SLOW_RECORDS (4,000) and _SLOW_RATE (share of invocations that time out, 0.1).
+The test with an SQS on-failure destination (moto) runs last in this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from runtime.destinations import destination_for
+from runtime.local_kafka import ClusterInfo
+from runtime.metrics import Metric
+from tests.delivery_ledger import Delivery, Ledger, Row, env_float, env_int, report, tally
+from tests.fault_harness import Fleet, committed_offsets, wait_until
+from tests.kafka_helpers import produce
+from tests.poller_harness import mapping_doc
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+RECORDS = env_int("RELIABILITY_FUNCTION_RECORDS", 8_000)
+FAILURE_RATE = env_float("RELIABILITY_FUNCTION_FAILURE_RATE", 0.3)
+POISON_FAILS = env_int("RELIABILITY_FUNCTION_POISON_FAILS", 6)
+SLOW_RECORDS = env_int("RELIABILITY_SLOW_RECORDS", 4_000)
+SLOW_RATE = env_float("RELIABILITY_SLOW_RATE", 0.1)
+BATCH_SIZE = 100
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:kafka-esm-reliability-dlq"
+
+
+class FlakyFunction:
+    """Fails a share of invocations at random, and every one that carries a poison record
+    until that record has failed ``poison_fails`` times (forever when None)."""
+
+    def __init__(self, poison: set[tuple[int, int]], poison_fails: int | None, seed: str) -> None:
+        self.poison = poison
+        self.poison_fails = poison_fails
+        self.failures: Counter[tuple[int, int]] = Counter()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any], _context: Any) -> None:
+        carried = {
+            (r["partition"], r["offset"]) for records in event["records"].values() for r in records
+        }
+        with self._lock:
+            for record in sorted(carried & self.poison):
+                if self.poison_fails is None or self.failures[record] < self.poison_fails:
+                    self.failures[record] += 1
+                    raise RuntimeError(f"poison record {record}")
+            if self._rng.random() < FAILURE_RATE:
+                raise RuntimeError("random failure")
+
+
+def _produce(kafka: ClusterInfo, topic: str, records: int) -> dict[int, int]:
+    ends = {}
+    for partition in range(PARTITIONS):
+        values = (b"v-%d-%06d" % (partition, i) for i in range(records // PARTITIONS))
+        ends[partition] = produce(kafka.plaintext_config(), topic, values, partition=partition)
+    return ends
+
+
+def _poison(ends: dict[int, int], rng: random.Random) -> set[tuple[int, int]]:
+    return {(p, rng.randrange(end)) for p, end in ends.items()}
+
+
+def _settle(
+    fleet: Fleet, kafka: ClusterInfo, topic: str, ends: dict[int, int], budget_s: float
+) -> None:
+    group = str(fleet.mapping.consumer_group_id)
+
+    def done() -> bool:
+        fleet.check_alive()
+        return committed_offsets(kafka.plaintext_config(), group, topic, PARTITIONS) == ends
+
+    wait_until(done, budget_s, "committed offsets reach the end of the topic")
+    fleet.stop_all()
+
+
+def _first_failure_to_success(deliveries: list[Delivery], record: tuple[int, int]) -> float:
+    mine = [d for d in deliveries if (d.partition, d.offset) == record]
+    failed = min(d.at for d in mine if not d.ok)
+    return min(d.at for d in mine if d.ok) - failed
+
+
+@pytest.mark.timeout(180)
+def test_random_failures_and_poison_records_are_retried_until_delivered(
+    kafka: ClusterInfo, topic_factory: Callable[..., str]
+) -> None:
+    rng = random.Random(os.environ.get("RELIABILITY_SEED", "flaky"))
+    topic = topic_factory(partitions=PARTITIONS)
+    ends = _produce(kafka, topic, RECORDS)
+    poison = _poison(ends, rng)
+    function = FlakyFunction(poison, POISON_FAILS, seed=str(rng.random()))
+    ledger = Ledger()
+    doc = mapping_doc(kafka, topic, BatchSize=BATCH_SIZE, MaximumBatchingWindowInSeconds=0)
+    fleet = Fleet(doc, ledger, function=function)
+    started = time.monotonic()
+    try:
+        fleet.start()
+        _settle(fleet, kafka, topic, ends, budget_s=150)
+    finally:
+        fleet.stop_all()
+    seconds = time.monotonic() - started
+
+    deliveries = ledger.snapshot()
+    result = tally(ends, deliveries)
+    blocked = [_first_failure_to_success(deliveries, record) for record in poison]
+    failed_invocations = sum(r.poller.counters.get(Metric.INVOKE_ERROR) for r in fleet.stopped)
+    report(
+        Row(
+            scenario=f"failing function: {FAILURE_RATE:.0%} failures + poison, no limits",
+            records=result.produced,
+            lost=len(result.lost),
+            duplicates=result.duplicates,
+            max_duplicates_per_fault=result.most_deliveries - 1,
+            recovery_s=max(blocked),
+            seconds=seconds,
+            note=f"{failed_invocations} failed invocations; poison fails {POISON_FAILS} times; "
+            "recovery: longest a poison record held its partition",
+        )
+    )
+    result.assert_at_least_once()
+    assert all(function.failures[record] == POISON_FAILS for record in poison)
+    assert failed_invocations > 0
+
+
+@pytest.mark.timeout(180)
+def test_a_function_past_its_timeout_is_retried_and_loses_nothing(
+    kafka: ClusterInfo, topic_factory: Callable[..., str]
+) -> None:
+    rng = random.Random(os.environ.get("RELIABILITY_SEED", "slow"))
+    topic = topic_factory(partitions=PARTITIONS)
+    ends = _produce(kafka, topic, SLOW_RECORDS)
+    lock = threading.Lock()
+    timed_out: list[float] = []
+
+    def slow(_event: dict[str, Any], context: Any) -> None:
+        with lock:
+            late = rng.random() < SLOW_RATE
+        if late:
+            timed_out.append(time.time())
+            time.sleep(context.get_remaining_time_in_millis() / 1000 + 0.3)
+
+    ledger = Ledger()
+    doc = mapping_doc(kafka, topic, BatchSize=BATCH_SIZE, MaximumBatchingWindowInSeconds=0)
+    fleet = Fleet(doc, ledger, function=slow, function_timeout_s=1.0)
+    started = time.monotonic()
+    try:
+        fleet.start()
+        _settle(fleet, kafka, topic, ends, budget_s=150)
+    finally:
+        fleet.stop_all()
+    seconds = time.monotonic() - started
+
+    deliveries = ledger.snapshot()
+    result = tally(ends, deliveries)
+    failed = [d for d in deliveries if not d.ok]
+    report(
+        Row(
+            scenario="slow function: timeouts (1 s function timeout)",
+            records=result.produced,
+            lost=len(result.lost),
+            duplicates=result.duplicates,
+            max_duplicates_per_fault=result.most_deliveries - 1,
+            recovery_s=None,
+            seconds=seconds,
+            note=f"{len(timed_out)} invocations timed out",
+        )
+    )
+    result.assert_at_least_once()
+    assert timed_out, "no invocation timed out: the scenario tested nothing"
+    assert len(failed) >= len(timed_out)  # each timeout failed its batch, which came again
+
+
+@pytest.fixture
+def dead_letter_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName=QUEUE_ARN.rsplit(":", 1)[1])["QueueUrl"]
+        yield sqs, url
+
+
+def _dead_lettered(sqs: Any, url: str, topic: str) -> set[tuple[int, int]]:
+    found: set[tuple[int, int]] = set()
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return found
+        for message in messages:
+            info = json.loads(message["Body"])["KafkaBatchInfo"]["recordsInfo"]
+            for key, span in info.items():
+                partition = int(key.removeprefix(f"{topic}-"))
+                first, last = int(span["firstRecordOffset"]), int(span["lastRecordOffset"])
+                found.update((partition, o) for o in range(first, last + 1))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.mark.timeout(180)
+def test_with_a_retry_limit_handled_plus_dead_lettered_is_exactly_what_was_produced(
+    kafka: ClusterInfo, topic_factory: Callable[..., str], dead_letter_queue: Any
+) -> None:
+    sqs, url = dead_letter_queue
+    rng = random.Random(os.environ.get("RELIABILITY_SEED", "dlq"))
+    topic = topic_factory(partitions=PARTITIONS)
+    ends = _produce(kafka, topic, RECORDS)
+    poison = _poison(ends, rng)
+    ledger = Ledger()
+    doc = mapping_doc(
+        kafka,
+        topic,
+        BatchSize=BATCH_SIZE,
+        MaximumBatchingWindowInSeconds=0,
+        MaximumRetryAttempts=2,
+        DestinationConfig={"OnFailure": {"Destination": QUEUE_ARN}},
+    )
+    fleet = Fleet(doc, ledger, function=FlakyFunction(poison, None, seed=str(rng.random())))
+    fleet.poller_kwargs["destination"] = destination_for(fleet.mapping)
+    started = time.monotonic()
+    try:
+        fleet.start()
+        _settle(fleet, kafka, topic, ends, budget_s=150)
+    finally:
+        fleet.stop_all()
+    seconds = time.monotonic() - started
+
+    deliveries = ledger.snapshot()
+    handled = {(d.partition, d.offset) for d in deliveries if d.ok}
+    dead = _dead_lettered(sqs, url, topic)
+    produced = {(p, o) for p, end in ends.items() for o in range(end)}
+    result = tally(ends, deliveries)
+    counted = sum(r.poller.counters.get(Metric.ON_FAILURE_DELIVERED) for r in fleet.stopped)
+    report(
+        Row(
+            scenario=f"failing function: {FAILURE_RATE:.0%} failures + poison, "
+            "MaximumRetryAttempts 2, SQS destination",
+            records=len(produced),
+            lost=len(produced - handled - dead),
+            duplicates=result.duplicates,
+            max_duplicates_per_fault=result.most_deliveries - 1,
+            recovery_s=None,
+            seconds=seconds,
+            note=f"{len(handled)} handled + {len(dead)} dead-lettered",
+        )
+    )
+    assert poison <= dead
+    assert not handled & dead, f"handled and dead-lettered: {sorted(handled & dead)[:10]}"
+    assert len(handled) + len(dead) == len(produced)
+    assert handled | dead == produced
+    assert counted == len(dead)
+    assert not result.skips
+    assert not result.disorder

@@ -1,0 +1,122 @@
+"""Bad function replies to ReportBatchItemFailures: success, a resume point, or a clean error.
+
+The reply is whatever the function returned: not JSON, huge, the wrong types, or
+identifiers for partitions and offsets that were never sent. Reading it may only
+return lowest failed offsets that were in the batch, or raise BatchResponseError
+(the whole batch failed); nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from runtime.batch_responses import BatchResponseError, lowest_failed_offsets
+
+SENT: dict[str, set[int]] = {"orders-0": {10, 11, 12, 13}, "orders-3": {7}}
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+PARTITIONS = (
+    st.sampled_from(["orders-0", "orders-3", "orders-1", "orders", "", "ORDERS-0"]) | JSON_VALUES
+)
+OFFSETS = st.sampled_from([7, 10, 12, 13, 14, -1, 0]) | st.integers(-(2**64), 2**64) | JSON_VALUES
+IDENTIFIERS = st.fixed_dictionaries(
+    {},
+    optional={"partition": PARTITIONS, "offset": OFFSETS, "extra": JSON_VALUES},
+)
+ITEMS = (
+    st.fixed_dictionaries({}, optional={"itemIdentifier": IDENTIFIERS | JSON_VALUES}) | JSON_VALUES
+)
+REPLIES = (
+    st.fixed_dictionaries(
+        {},
+        optional={"batchItemFailures": st.lists(ITEMS, max_size=4) | JSON_VALUES, "x": JSON_VALUES},
+    ).map(lambda reply: json.dumps(reply).encode())
+    | JSON_VALUES.map(lambda reply: json.dumps(reply).encode())
+    | st.binary(max_size=80)
+    | st.none()
+)
+
+
+def _read(reply: bytes | None) -> dict[str, int] | None:
+    """The lowest failed offsets, or None when the reply fails the whole batch."""
+    try:
+        lowest = lowest_failed_offsets(reply, SENT)
+    except BatchResponseError as exc:
+        assert str(exc), "an error without a reason"
+        return None
+    assert isinstance(lowest, dict)
+    for partition, offset in lowest.items():
+        assert offset in SENT[partition], f"{partition} {offset} was not in the batch"
+    return lowest
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(REPLIES)
+@example(b"not json")
+@example(b"\xff\xfe")
+@example(b'{"batchItemFailures": "all"}')
+@example(b'{"batchItemFailures": [{"itemIdentifier": {"partition": "orders-0", "offset": "12"}}]}')
+@example(b'{"batchItemFailures": [{"itemIdentifier": {"partition": "orders-0", "offset": 12.0}}]}')
+@example(b'{"batchItemFailures": [{"itemIdentifier": {"partition": "orders-0", "offset": true}}]}')
+@example(b'{"batchItemFailures": [{"itemIdentifier": {"partition": "orders-9", "offset": 12}}]}')
+@example(b'{"batchItemFailures": [{"itemIdentifier": {"partition": "orders-0", "offset": 99}}]}')
+@example(b"[" * 5_000)
+def test_any_reply_is_a_resume_point_or_a_clean_failure(reply: bytes | None) -> None:
+    _read(reply)
+
+
+def test_a_huge_reply_is_read_without_trouble() -> None:
+    failures = [
+        {"itemIdentifier": {"partition": "orders-0", "offset": o}} for o in (13, 11)
+    ] * 50_000
+    reply = json.dumps({"batchItemFailures": failures, "padding": "x" * 5_000_000}).encode()
+    assert _read(reply) == {"orders-0": 11}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        None,
+        b"",
+        b"  ",
+        b"null",
+        b"{}",
+        b'{"batchItemFailures": null}',
+        b'{"batchItemFailures": []}',
+    ],
+)
+def test_empty_replies_mean_the_whole_batch_succeeded(reply: bytes | None) -> None:
+    assert _read(reply) == {}
+
+
+@given(
+    st.lists(
+        st.sampled_from(sorted((p, o) for p, offsets in SENT.items() for o in offsets)), min_size=1
+    )
+)
+def test_the_lowest_reported_offset_wins_per_partition(failed: list[tuple[str, int]]) -> None:
+    reply: dict[str, Any] = {
+        "batchItemFailures": [{"itemIdentifier": {"partition": p, "offset": o}} for p, o in failed]
+    }
+    expected: dict[str, int] = {}
+    for partition, offset in failed:
+        expected[partition] = min(offset, expected.get(partition, offset))
+    assert _read(json.dumps(reply).encode()) == expected
