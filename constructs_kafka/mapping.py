@@ -77,7 +77,7 @@ class SelfManagedKafkaTrigger(Construct):
             raise KafkaTriggerValidationError(self.node.path, problems)
         self.mapping_request: dict[str, Any] = request
         self.consumer_group_id = props.effective_consumer_group_id
-        self.required_acls = _required_acls(props, self.consumer_group_id)
+        self.required_acls = required_acls_for(props, self.consumer_group_id)
         self.mapping = self._mapping(request)
         self.uuid = self.mapping.event_source_mapping_id
         self.role = props.function.role
@@ -252,7 +252,7 @@ def _filters(request: dict[str, Any]) -> list[dict[str, Any]]:
     return list(request.get("FilterCriteria", {}).get("Filters", []))
 
 
-def _required_acls(props: KafkaTriggerProps, group: str) -> tuple[AclRequirement, ...]:
+def required_acls_for(props: KafkaTriggerProps, group: str) -> tuple[AclRequirement, ...]:
     """The runtime model's ACLs; the function name plays no part in them."""
     model = EventSourceMapping(
         function_name="-",

@@ -40,7 +40,7 @@ from constructs import Construct
 
 from constructs_kafka import permissions
 from constructs_kafka.acls import kafka_acls_commands
-from constructs_kafka.mapping import _required_acls
+from constructs_kafka.mapping import required_acls_for
 from constructs_kafka.nag import acknowledge, acknowledge_resource_wildcard
 from constructs_kafka.network import HTTPS, KafkaVpcEndpoints, broker_ports
 from constructs_kafka.poller_network import ContainerVpcEndpoints, connect_poller
@@ -161,7 +161,7 @@ class KafkaPollerService(Construct):
         request, vpc = self._validated_request()
         self.mapping_request: dict[str, Any] = request
         self.min_tasks, self.max_tasks = _task_bounds(props, service)
-        self.required_acls = _required_acls(props, self.consumer_group_id)
+        self.required_acls = required_acls_for(props, self.consumer_group_id)
         self.cluster = service.cluster or ecs.Cluster(
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )

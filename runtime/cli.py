@@ -1,13 +1,39 @@
-"""``kafka-esm``: the command line of the poller and of the local cluster."""
+"""``kafka-esm``: the command line of the poller and of the local cluster.
+
+Each sub-command lives in its own module with two functions, ``add_arguments(parser)``
+and ``run(args) -> exit code``; this module only lists them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Protocol
 
 from runtime import demo, doctor_command, health, run_command, status_command
 from runtime.local_kafka import commands as local_kafka_commands
+
+
+class Command(Protocol):
+    """What a sub-command module provides."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser, /) -> None:
+        """Register the sub-command's flags."""
+
+    def run(self, args: argparse.Namespace, /) -> int:
+        """Carry it out; return the exit code."""
+
+
+COMMANDS: tuple[tuple[str, str, Command], ...] = (
+    ("run", "run a mapping definition: poll Kafka, invoke the function", run_command),
+    ("demo", "local Kafka + sample records + a mapping with a sample handler", demo),
+    ("doctor", "preflight a mapping: network, TLS, sign-in, ACLs, topic, group, function",
+     doctor_command),
+    ("status", "live table: per-partition offsets, lag, records/s, state", status_command),
+    ("health", "exit 0 when the poller's heartbeat is fresh (container HEALTHCHECK)", health),
+    ("local-kafka", "a real local Apache Kafka for development and tests", local_kafka_commands),
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,49 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Lambda's self-managed Kafka event source mapping, run anywhere.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    local = commands.add_parser(
-        "local-kafka", help="a real local Apache Kafka for development and tests"
-    )
-    local_kafka_commands.add_arguments(local)
-    run_parser = commands.add_parser(
-        "run", help="run a mapping definition: poll Kafka, invoke the function"
-    )
-    run_command.add_arguments(run_parser)
-    demo_parser = commands.add_parser(
-        "demo", help="local Kafka + sample records + a mapping with a sample handler"
-    )
-    demo.add_arguments(demo_parser)
-    health_parser = commands.add_parser(
-        "health", help="exit 0 when the poller's heartbeat is fresh (container HEALTHCHECK)"
-    )
-    health.add_arguments(health_parser)
-    status_parser = commands.add_parser(
-        "status", help="live table: per-partition offsets, lag, records/s, state"
-    )
-    status_command.add_arguments(status_parser)
-    doctor_parser = commands.add_parser(
-        "doctor", help="preflight a mapping: network, TLS, sign-in, ACLs, topic, group, function"
-    )
-    doctor_command.add_arguments(doctor_parser)
+    for name, summary, module in COMMANDS:
+        module.add_arguments(commands.add_parser(name, help=summary, description=summary))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kafka-esm`` console script."""
     args = build_parser().parse_args(argv)
-    if args.command == "local-kafka":
-        return local_kafka_commands.run(args)
-    if args.command == "run":
-        return run_command.run(args)
-    if args.command == "demo":
-        return demo.run(args)
-    if args.command == "health":
-        return health.run(args)
-    if args.command == "status":
-        return status_command.run(args)
-    if args.command == "doctor":
-        return doctor_command.run(args)
-    raise AssertionError(f"unhandled command {args.command}")  # argparse rejects the rest
+    module = next(module for name, _, module in COMMANDS if name == args.command)
+    return module.run(args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from tests.cdk.conftest import cfn_lint, nag_report
 pytestmark = pytest.mark.cdk
 
 REPO = Path(__file__).resolve().parents[2]
-STACKS = ("KafkaScramInternet", "KafkaVpcMtls", "KafkaS3OnFailure")
+STACKS = ("KafkaScramInternet", "KafkaVpcMtls", "KafkaS3OnFailure", "KafkaFargatePoller")
 
 
 @pytest.fixture(scope="module")
@@ -92,4 +92,4 @@ def test_python_app_py_synthesizes(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert len(list(tmp_path.glob("*.template.json"))) == 3
+    assert len(list(tmp_path.glob("*.template.json"))) == len(STACKS)
