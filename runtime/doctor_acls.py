@@ -25,7 +25,7 @@ from runtime.mapping import AclOperation, AclRequirement, AclResourceType
 __all__ = ["check_acls"]
 
 _PROBE_POLL_S = 0.2
-_IMPLIED = " (Kafka also grants Describe with Read)"
+_IMPLIED = " (or implied by Read)"
 
 Probe = Callable[[ClusterView, AclRequirement], tuple[Status, str]]
 
@@ -92,7 +92,7 @@ def _join_group(cluster: ClusterView, acl: AclRequirement) -> tuple[Status, str]
         consumer.close()
     group = acl.resource_name
     if outcome is None:
-        return Status.PASS, f"JoinGroup {group} allowed (joined and left; nothing committed)"
+        return Status.PASS, f"JoinGroup {group} allowed (joined, left, committed nothing)"
     if outcome.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL:
         return Status.PASS, f"JoinGroup {group} allowed (consumers are running in it)"
     return refused(outcome, f"JoinGroup {group}")

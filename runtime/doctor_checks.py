@@ -57,8 +57,8 @@ def check_configuration(inputs: DoctorInputs, found: Findings) -> list[CheckResu
             1,
             _CONFIG,
             Status.PASS,
-            f"valid mapping: function {mapping.function_name}, topic {mapping.topic}, "
-            f"group {mapping.consumer_group_id}, bootstrap {', '.join(mapping.bootstrap_servers)}",
+            f"valid: {mapping.function_name} reads {mapping.topic} as group "
+            f"{mapping.consumer_group_id}",
         )
     ]
     rows += _aws_only_rows(found)
@@ -93,7 +93,10 @@ def _aws_only_rows(found: Findings) -> list[CheckResult]:
     problems = aws_only_problems(mapping) + aws_provisioned_mode_problems(mapping)
     if not problems:
         return []
-    detail = "works here, AWS refuses: " + "; ".join(str(p) for p in problems)
+    by_rule: dict[str, list[str]] = {}
+    for p in problems:
+        by_rule.setdefault(p.rule, []).append(p.field)
+    detail = "; ".join(f"{', '.join(fields)} {rule}" for rule, fields in by_rule.items())
     fix = "before deploying to AWS: Secrets Manager ARNs, ProvisionedPollerConfig where needed"
     return [CheckResult(1, "AWS compatibility", Status.WARN, detail, _API_REFUSES, fix)]
 
@@ -116,8 +119,10 @@ def _check_secret(reader: SecretReader, entry: SourceAccessConfiguration) -> Che
         messages = [p.aws_message for p in result.warnings if p.aws_message]
         when_true = _authn(messages[0]) if messages else None
         detail = f"{entry.type.value} {uri}: " + "; ".join(str(p) for p in result.warnings)
-        return CheckResult(1, name, Status.WARN, detail, when_true, "see the warning")
-    return CheckResult(1, name, Status.PASS, f"{entry.type.value} {uri}: passes AWS's checks")
+        expiring = all("expires" in p.rule for p in result.warnings)
+        fix = "renew the certificate before it expires" if expiring else "see the detail"
+        return CheckResult(1, name, Status.WARN, detail, when_true, fix)
+    return CheckResult(1, name, Status.PASS, f"{uri}: passes AWS's checks")
 
 
 def _authn(message: str) -> str:

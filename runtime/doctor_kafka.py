@@ -137,9 +137,7 @@ def check_topic(inputs: DoctorInputs, found: Findings) -> list[CheckResult]:
             CheckResult(6, "topic", Status.SKIP, "not visible: Describe on the topic is denied")
         ]
     count = found.topic_partitions
-    detail = (
-        f"{topic}: {count} partition(s): at most {count} batch(es) in flight, one per partition"
-    )
+    detail = f"{topic}: {count} partition(s), so at most {count} batch(es) in flight"
     return [CheckResult(6, "topic", Status.PASS, detail)]
 
 
@@ -164,15 +162,15 @@ def check_group(inputs: DoctorInputs, found: Findings) -> list[CheckResult]:
             CheckResult(7, "group", status, detail, AUTHZ_ERROR if status is Status.FAIL else None)
         ]
     state = _GROUP_STATES.get(found.group_state or "", (found.group_state or "unknown").lower())
-    where = f"group {group} ({state}, {found.group_members} member(s))"
+    where = f"{group}: {state}, {found.group_members} member(s)"
     if not committed:
-        detail = f"{where}: no committed offsets: starts at {mapping.starting_position.value}"
+        detail = f"{where}, no committed offset: starts at {mapping.starting_position.value}"
         return [_group_row(detail, found)]
     positions = ", ".join(
         f"{mapping.topic}-{p}={offset} (lag {max(ends.get(p, offset) - offset, 0)})"
         for p, offset in sorted(committed.items())
     )
-    detail = f"{where}: resumes from committed offsets {positions}; StartingPosition is ignored"
+    detail = f"{where}, resumes at {positions}; StartingPosition is ignored"
     return [_group_row(detail, found)]
 
 

@@ -130,7 +130,7 @@ class DoctorReport:
 
     def render(self, width: int | None = None) -> str:
         """The report as a text table: step, check, result, AWS error, fix."""
-        total = width or min(max(shutil.get_terminal_size((120, 24)).columns, 120), 160)
+        total = width or min(max(shutil.get_terminal_size((132, 24)).columns, 120), 160)
         rows = [
             (
                 str(r.step),
@@ -156,7 +156,7 @@ class DoctorReport:
 def _widths(total: int) -> tuple[int, ...]:
     fixed = 1 + 20 + 4 * 2  # step, check, gaps
     free = max(total - fixed, 60)
-    result, aws = free * 3 // 8, max(free * 2 // 7, 27)  # AWS's reason names fit on a line
+    result, aws = free * 3 // 8, max(free * 2 // 7, 30)  # AWS error names fit a line
     return (1, 20, result, aws, free - result - aws)
 
 

@@ -181,9 +181,8 @@ def _handshake_failure(name: str, error: ssl.SSLError, found: Findings) -> Check
 def _describe(certificate: x509.Certificate) -> str:
     until = certificate.not_valid_after_utc.strftime("%Y-%m-%d")
     return (
-        f"certificate {certificate.subject.rfc4514_string()} issued by "
-        f"{certificate.issuer.rfc4514_string()}, SAN {', '.join(_san(certificate)) or 'none'}, "
-        f"valid until {until}"
+        f"{certificate.subject.rfc4514_string()} by {certificate.issuer.rfc4514_string()}, "
+        f"SAN {', '.join(_san(certificate)) or 'none'}, until {until}"
     )
 
 

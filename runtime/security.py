@@ -20,7 +20,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -150,10 +150,11 @@ class SecurityPlan:
     def describe(self) -> str:
         """One line for people: protocol and method, never a secret."""
         auth = self.authentication
-        how = "no authentication" if auth is None else f"{auth.type.value} ({self.method.value})"
-        trust = "a private root CA" if self.root_ca else "the system's CAs"
-        tls = f", trusting {trust}" if self.uses_tls else ""
-        return f"{self.protocol} with {how}{tls}"
+        how = "no authentication" if auth is None else auth.type.value
+        trust = "private root CA" if self.root_ca else "system CAs"
+        tls = f", {trust}" if self.uses_tls else ""
+        notes = "".join(f"; {note}" for note in self.notes)
+        return f"{self.protocol}, {how}{tls}{notes}"
 
 
 @dataclass(frozen=True, repr=False)
@@ -162,7 +163,7 @@ class ClientSecurity:
 
     settings: dict[str, str]
     credentials: UsernamePassword | None = None
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"ClientSecurity(keys={sorted(self.settings)})"

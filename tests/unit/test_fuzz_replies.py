@@ -1,9 +1,11 @@
-"""Bad function replies to ReportBatchItemFailures: success, a resume point, or a clean error.
+"""Bad function replies: an InvokeResult at once, then success, a resume point or a failure.
 
-The reply is whatever the function returned: not JSON, huge, the wrong types, or
-identifiers for partitions and offsets that were never sent. Reading it may only
-return lowest failed offsets that were in the batch, or raise BatchResponseError
-(the whole batch failed); nothing else.
+A local handler may return anything: bytes, sets, NaN, huge strings, structures nested
+too deeply to serialize. The invoker must answer promptly with a result (a marshal
+error is a function error), never hang or raise. The ReportBatchItemFailures reply is
+whatever the function sent: not JSON, huge, the wrong types, or identifiers for
+partitions and offsets that were never sent. Reading it may only return lowest failed
+offsets that were in the batch, or raise BatchResponseError (the whole batch failed).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runtime.batch_responses import BatchResponseError, lowest_failed_offsets
+from runtime.invokers import ErrorKind, LocalHandlerInvoker
 
 SENT: dict[str, set[int]] = {"orders-0": {10, 11, 12, 13}, "orders-3": {7}}
 
@@ -120,3 +123,29 @@ def test_the_lowest_reported_offset_wins_per_partition(failed: list[tuple[str, i
     for partition, offset in failed:
         expected[partition] = min(offset, expected.get(partition, offset))
     assert _read(json.dumps(reply).encode()) == expected
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+HANDLER_VALUES = (
+    JSON_VALUES
+    | st.binary(max_size=8)
+    | st.sets(st.integers(), max_size=3)
+    | st.sampled_from([float("nan"), float("inf"), object(), _nested(5_000), "x" * 6_291_457])
+    | st.builds(lambda key: {key: 1}, st.tuples(st.integers()))
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(HANDLER_VALUES)
+def test_whatever_a_local_handler_returns_the_invoker_answers_at_once(value: Any) -> None:
+    invoker = LocalHandlerInvoker(lambda _event, _context: value, timeout_s=30)
+    result = invoker.invoke(b'{"records": {}}', deadline_s=30)  # a hang would take 30 s
+    assert result.ok or result.error_kind is ErrorKind.FUNCTION_ERROR, result
+    if result.ok:
+        json.loads(result.payload or b"null")  # what the poller reads is JSON
