@@ -73,17 +73,18 @@ def build_poller(
     security = SecuritySession(
         mapping, poller_options.consumer_overrides, options.security, secret_reader
     )
-    destination = destination_for(
-        mapping,
-        consumer_overrides=poller_options.consumer_overrides,
-        region=options.target.region,
-    )
+    region = options.target.region
     return Poller(
         mapping,
         options.target.invoker(mapping),
         poller_options,
-        destination=destination,
         source_factory=security.source_factory,
+        # The kafka:// destination and the lag reader reach the cluster like the consumer:
+        # with the mapping's security, resolved once the source has read the secrets.
+        destination_factory=lambda settings: destination_for(
+            mapping, consumer_overrides=settings, region=region
+        ),
+        client_settings=security.client_settings,
     )
 
 

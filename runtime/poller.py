@@ -28,11 +28,19 @@ from runtime.metrics import CommitTally, Counters, Metric
 from runtime.metrics_publishers import Reporter, ReportingOptions
 from runtime.processor import BatchOutcome, BatchProcessor
 from runtime.source import KafkaSource
-from runtime.state import MappingStatus, MappingStopped, State, StateTransitionReason
+from runtime.state import (
+    MappingStatus,
+    MappingStopped,
+    State,
+    StateTransitionReason,
+    problem,
+)
 
 log = logging.getLogger("runtime.poller")
 
 SourceFactory = Callable[..., KafkaSource]
+DestinationFactory = Callable[[Mapping[str, Any]], FailureDestination | None]
+"""Builds the on-failure destination from the cluster's resolved client settings."""
 _BUSY_POLL_S = 0.005
 _IDLE_POLL_S = 0.05
 
@@ -68,6 +76,8 @@ class Poller:
         processor: BatchProcessor | None = None,
         source_factory: SourceFactory = KafkaSource,
         destination: FailureDestination | None = None,
+        destination_factory: DestinationFactory | None = None,
+        client_settings: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.mapping = mapping
         self.options = options or PollerOptions()
@@ -81,6 +91,10 @@ class Poller:
         # Offsets a batch settled while still in flight (records before a failed one).
         self._progress: queue.Queue[tuple[Batch, Mapping[PartitionId, int]]] = queue.Queue()
         self._destination = destination
+        self._destination_factory = destination_factory
+        # The cluster settings other clients (kafka:// destination, lag reader) need; with
+        # security they exist only once the source has read the secrets, at subscribe.
+        self._client_settings = client_settings or (lambda: self.options.consumer_overrides)
         self._processor = processor or BatchProcessor(
             invoker,
             mapping.bootstrap_servers,
@@ -102,14 +116,7 @@ class Poller:
         self._source = source_factory(
             mapping, self, self.counters, overrides=self.options.consumer_overrides
         )
-        reporting = self.options.reporting
-        self._reporter = (
-            None
-            if reporting is None
-            else Reporter.for_poller(
-                mapping, reporting, self.counters, self.status, self.options.consumer_overrides
-            )
-        )
+        self._reporter: Reporter | None = None
 
     # -- control -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -133,10 +140,9 @@ class Poller:
             log.info("mapping is disabled (Enabled: false); nothing to do")
             return
         self.status.transition(State.ENABLING)
-        if self._reporter is not None:
-            self._reporter.start()
         try:
             self._source.subscribe()
+            self._attach_cluster_clients()
             self.status.transition(State.ENABLED)
             while not self._stopping.is_set():
                 self._step()
@@ -151,6 +157,23 @@ class Poller:
             self._shutdown(disable=False)
             raise
         self._shutdown(disable=True)
+
+    def _attach_cluster_clients(self) -> None:
+        """Start what needs the resolved cluster settings: destination writer, reporter."""
+        settings = self._client_settings()
+        if self._destination_factory is not None:
+            try:
+                self._destination = self._destination_factory(settings)
+            except ValueError as exc:  # e.g. a FIFO queue, or the source topic itself
+                raise MappingStopped(
+                    StateTransitionReason.ESM_CONFIG_NOT_VALID, problem(str(exc))
+                ) from None
+            self._processor.use_destination(self._destination)
+        if self.options.reporting is not None:
+            self._reporter = Reporter.for_poller(
+                self.mapping, self.options.reporting, self.counters, self.status, settings
+            )
+            self._reporter.start()
 
     # -- one turn of the loop ------------------------------------------------------------
     def _step(self) -> None:

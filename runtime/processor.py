@@ -171,6 +171,10 @@ class BatchProcessor:
         self._on_progress = on_progress
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
 
+    def use_destination(self, destination: FailureDestination | None) -> None:
+        """Set the on-failure destination once the cluster's settings are resolved."""
+        self._destination = destination
+
     def process(self, batch: Batch) -> BatchOutcome:
         """Settle ``batch`` or give back what is unsettled when the poller stops."""
         if not batch.records:  # every record was filtered out: nothing to invoke

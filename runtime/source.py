@@ -92,7 +92,7 @@ def consumer_settings(
         "auto.offset.reset": reset,
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": 10_000,
-        "queued.max.messages.kbytes": 32_768,
+        "queued.max.messages.kbytes": 8192,
         # librdkafka waits this long to fetch again once its queue was full (default
         # 1 s): at 1 KB a record, 32 MB is drained in well under that, and the
         # consumer would then idle for the rest of the second.

@@ -31,7 +31,9 @@ from runtime.mapping import (
     load_mapping,
 )
 from runtime.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
-from runtime.state import StateTransitionReason
+from runtime.secured_source import SecuritySession
+from runtime.security import SecurityOptions
+from runtime.state import MappingStopped, StateTransitionReason
 
 CONFIG_NOT_VALID_EXIT = 2
 BROKER_ERROR_EXIT = 1
@@ -365,7 +367,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except (MappingLoadError, MappingValidationError, ValueError) as exc:
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT
-    reader = LagReader(mapping, overrides)
+    try:
+        # The mapping's own security (secrets from its SourceAccessConfigurations), as run uses.
+        settings = SecuritySession(mapping, overrides, SecurityOptions.from_env()).client_settings()
+    except (MappingStopped, ValueError) as exc:
+        print(f"kafka-esm status: cannot reach the cluster securely: {exc}", file=err)
+        return CONFIG_NOT_VALID_EXIT
+    reader = LagReader(mapping, settings)
     directory = args.status_dir or default_status_dir(mapping)
     live = not args.once and out.isatty()
     previous: LagSnapshot | None = None

@@ -261,6 +261,17 @@ def progress_after(deliveries: Sequence[Delivery], moments: Sequence[float]) -> 
     return waits
 
 
+def held_back(deliveries: Sequence[Delivery]) -> list[float]:
+    """Per record that failed at least once and was later handled: seconds from its first
+    failed delivery to its first successful one (how long failures held it back)."""
+    failed: dict[tuple[int, int], float] = {}
+    handled: dict[tuple[int, int], float] = {}
+    for d in deliveries:
+        target = handled if d.ok else failed
+        target.setdefault((d.partition, d.offset), d.at)
+    return [handled[r] - at for r, at in failed.items() if r in handled and handled[r] >= at]
+
+
 # -- the report -----------------------------------------------------------------------
 
 

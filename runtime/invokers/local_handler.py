@@ -238,7 +238,7 @@ def _value_reply(request_id: str, value: Any) -> InvokeResult:
     """Serialize the handler's return value as Lambda's Python runtime does."""
     try:
         reply = json.dumps(value).encode()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         body = {
             "errorMessage": f"Unable to marshal response: {exc}",
             "errorType": "Runtime.MarshalError",

@@ -145,7 +145,7 @@ def _error_fields(payload: bytes) -> tuple[str, str]:
     """``errorType`` and ``errorMessage`` of a Lambda error reply, empty when absent."""
     try:
         body = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
         return "", ""
     if not isinstance(body, dict):
         return "", ""

@@ -2,7 +2,8 @@
 
 Sizes: RELIABILITY_FUNCTION_RECORDS (8,000 over 4 partitions), _FAILURE_RATE (0.3),
 _POISON_FAILS (how often the poison record fails before it passes without limits, 6),
-RELIABILITY_SLOW_RECORDS (4,000) and _SLOW_RATE (share of invocations that time out, 0.1).
+RELIABILITY_SLOW_RECORDS (4,000) and _SLOW_RATE (share of invocations that time out, 0.1),
+RELIABILITY_REPLY_RECORDS (4,000: every batch first gets a bad ReportBatchItemFailures reply).
 The test with an SQS on-failure destination (moto) runs last in this module.
 """
 
@@ -24,7 +25,7 @@ from moto import mock_aws
 from runtime.destinations import destination_for
 from runtime.local_kafka import ClusterInfo
 from runtime.metrics import Metric
-from tests.delivery_ledger import Delivery, Ledger, Row, env_float, env_int, report, tally
+from tests.delivery_ledger import Ledger, Row, env_float, env_int, held_back, report, tally
 from tests.fault_harness import Fleet, committed_offsets, wait_until
 from tests.kafka_helpers import produce
 from tests.poller_harness import mapping_doc
@@ -37,6 +38,7 @@ FAILURE_RATE = env_float("RELIABILITY_FUNCTION_FAILURE_RATE", 0.3)
 POISON_FAILS = env_int("RELIABILITY_FUNCTION_POISON_FAILS", 6)
 SLOW_RECORDS = env_int("RELIABILITY_SLOW_RECORDS", 4_000)
 SLOW_RATE = env_float("RELIABILITY_SLOW_RATE", 0.1)
+REPLY_RECORDS = env_int("RELIABILITY_REPLY_RECORDS", 4_000)
 BATCH_SIZE = 100
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:kafka-esm-reliability-dlq"
 
@@ -90,12 +92,6 @@ def _settle(
     fleet.stop_all()
 
 
-def _first_failure_to_success(deliveries: list[Delivery], record: tuple[int, int]) -> float:
-    mine = [d for d in deliveries if (d.partition, d.offset) == record]
-    failed = min(d.at for d in mine if not d.ok)
-    return min(d.at for d in mine if d.ok) - failed
-
-
 @pytest.mark.timeout(180)
 def test_random_failures_and_poison_records_are_retried_until_delivered(
     kafka: ClusterInfo, topic_factory: Callable[..., str]
@@ -118,7 +114,7 @@ def test_random_failures_and_poison_records_are_retried_until_delivered(
 
     deliveries = ledger.snapshot()
     result = tally(ends, deliveries)
-    blocked = [_first_failure_to_success(deliveries, record) for record in poison]
+    waits = held_back(deliveries)
     failed_invocations = sum(r.poller.counters.get(Metric.INVOKE_ERROR) for r in fleet.stopped)
     report(
         Row(
@@ -127,10 +123,9 @@ def test_random_failures_and_poison_records_are_retried_until_delivered(
             lost=len(result.lost),
             duplicates=result.duplicates,
             max_duplicates_per_fault=result.most_deliveries - 1,
-            recovery_s=max(blocked),
+            recovery_s=max(waits),
             seconds=seconds,
-            note=f"{failed_invocations} failed invocations; poison fails {POISON_FAILS} times; "
-            "recovery: longest a poison record held its partition",
+            note=f"{failed_invocations} failed invocations; poison fails {POISON_FAILS} times",
         )
     )
     result.assert_at_least_once()
@@ -176,7 +171,7 @@ def test_a_function_past_its_timeout_is_retried_and_loses_nothing(
             lost=len(result.lost),
             duplicates=result.duplicates,
             max_duplicates_per_fault=result.most_deliveries - 1,
-            recovery_s=None,
+            recovery_s=max(held_back(deliveries), default=None),
             seconds=seconds,
             note=f"{len(timed_out)} invocations timed out",
         )
@@ -184,6 +179,88 @@ def test_a_function_past_its_timeout_is_retried_and_loses_nothing(
     result.assert_at_least_once()
     assert timed_out, "no invocation timed out: the scenario tested nothing"
     assert len(failed) >= len(timed_out)  # each timeout failed its batch, which came again
+
+
+BAD_REPLIES: list[Callable[[str, int], Any]] = [
+    lambda key, first: b"bytes are not JSON",  # Runtime.MarshalError
+    lambda key, first: "x" * (6 * 1024 * 1024 + 1),  # over Lambda's 6 MB response limit
+    lambda key, first: "a string, not an object",
+    lambda key, first: {"batchItemFailures": "all"},
+    lambda key, first: {"batchItemFailures": [{"itemIdentifier": None}]},
+    lambda key, first: {
+        "batchItemFailures": [{"itemIdentifier": {"partition": "nope-0", "offset": first}}]
+    },
+    lambda key, first: {
+        "batchItemFailures": [{"itemIdentifier": {"partition": key, "offset": 10**12}}]
+    },
+    lambda key, first: {
+        "batchItemFailures": [{"itemIdentifier": {"partition": key, "offset": str(first)}}]
+    },
+]
+
+
+class ReplyingFunction:
+    """First answers each batch with a bad reply, then reports its middle record as
+    failed (a valid partial batch response), then succeeds."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, int]] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any], _context: Any) -> Any:
+        key, records = next(iter(event["records"].items()))
+        first = records[0]["offset"]
+        with self._lock:
+            self.calls[(key, first)] += 1
+            attempt = self.calls[(key, first)]
+        if attempt == 1:
+            return BAD_REPLIES[(first // BATCH_SIZE) % len(BAD_REPLIES)](key, first)
+        if attempt == 2 and len(records) > 1:
+            middle = records[len(records) // 2]["offset"]
+            return {"batchItemFailures": [{"itemIdentifier": {"partition": key, "offset": middle}}]}
+        return {"batchItemFailures": []}
+
+
+@pytest.mark.timeout(180)
+def test_bad_replies_to_report_batch_item_failures_fail_the_batch_and_lose_nothing(
+    kafka: ClusterInfo, topic_factory: Callable[..., str]
+) -> None:
+    topic = topic_factory(partitions=PARTITIONS)
+    ends = _produce(kafka, topic, REPLY_RECORDS)
+    ledger = Ledger()
+    doc = mapping_doc(
+        kafka,
+        topic,
+        BatchSize=BATCH_SIZE,
+        MaximumBatchingWindowInSeconds=0,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    fleet = Fleet(doc, ledger, function=ReplyingFunction())
+    started = time.monotonic()
+    try:
+        fleet.start()
+        _settle(fleet, kafka, topic, ends, budget_s=150)
+    finally:
+        fleet.stop_all()
+    seconds = time.monotonic() - started
+
+    deliveries = ledger.snapshot()
+    result = tally(ends, deliveries)
+    failed_invocations = sum(r.poller.counters.get(Metric.INVOKE_ERROR) for r in fleet.stopped)
+    report(
+        Row(
+            scenario="bad replies: not JSON, > 6 MB, wrong types, unknown identifiers",
+            records=result.produced,
+            lost=len(result.lost),
+            duplicates=result.duplicates,
+            max_duplicates_per_fault=result.most_deliveries - 1,
+            recovery_s=max(held_back(deliveries), default=None),
+            seconds=seconds,
+            note=f"{failed_invocations} invocations failed by their reply",
+        )
+    )
+    result.assert_at_least_once()
+    assert failed_invocations >= len(BAD_REPLIES)  # every kind of bad reply was sent
 
 
 @pytest.fixture
@@ -263,6 +340,8 @@ def test_with_a_retry_limit_handled_plus_dead_lettered_is_exactly_what_was_produ
         )
     )
     assert poison <= dead
+    tries = Counter((d.partition, d.offset) for d in deliveries)
+    assert all(tries[record] == 3 for record in poison)  # the first try and 2 retries
     assert not handled & dead, f"handled and dead-lettered: {sorted(handled & dead)[:10]}"
     assert len(handled) + len(dead) == len(produced)
     assert handled | dead == produced

@@ -101,6 +101,7 @@ def test_timestamps_of_minus_one_and_far_in_the_future_are_delivered(
     assert got[1]["timestamp"] == FUTURE_MS
     assert got[2]["timestamp"] == 1
     assert got[0]["timestamp"] == -1, got[0]
+    assert {r["timestampType"] for r in got} == {"CREATE_TIME"}
     assert all(isinstance(r["timestamp"], int) for r in got)
     assert committed(kafka, f"group-{topic}", topic) == [len(stamps)]
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from runtime.batch_responses import BatchResponseError, lowest_failed_offsets
 from runtime.invokers import ErrorKind, LocalHandlerInvoker
+from runtime.invokers.result import reply_result
 
 SENT: dict[str, set[int]] = {"orders-0": {10, 11, 12, 13}, "orders-3": {7}}
 
@@ -149,3 +150,25 @@ def test_whatever_a_local_handler_returns_the_invoker_answers_at_once(value: Any
     assert result.ok or result.error_kind is ErrorKind.FUNCTION_ERROR, result
     if result.ok:
         json.loads(result.payload or b"null")  # what the poller reads is JSON
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=100)
+    | JSON_VALUES.map(lambda v: json.dumps(v).encode())
+    | st.sampled_from([b"[" * 5_000, b'{"errorType": ' + b"[" * 5_000, b'{"errorType": 1}']),
+    st.sampled_from([None, "", "Unhandled", "Handled"]),
+)
+def test_any_reply_from_a_service_becomes_a_result(
+    payload: bytes, function_error: str | None
+) -> None:
+    """What Lambda or an Invoke endpoint sends back is read without raising (the poller
+    would otherwise stop on a function's odd error document)."""
+    result = reply_result(
+        status_code=200,
+        function_error=function_error,
+        executed_version="$LATEST",
+        payload=payload,
+        request_id="request-1",
+    )
+    assert result.ok is (not function_error)

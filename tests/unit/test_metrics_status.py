@@ -241,7 +241,8 @@ def test_once_prints_one_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert code == 0
     assert "0          3          8    5" in out.getvalue()
     assert "\x1b[" not in out.getvalue(), "no screen clearing outside a terminal"
-    assert FakeReader.made[-1].overrides == {"a": "b"}
+    # The user's settings plus the mapping's security (none here: PLAINTEXT).
+    assert FakeReader.made[-1].overrides == {"a": "b", "security.protocol": "PLAINTEXT"}
 
 
 def test_once_exits_1_when_the_broker_does_not_answer(
