@@ -75,6 +75,29 @@ def fill_topic(kafka: ClusterInfo, topic: str, count: int, size: int, partitions
         raise KafkaException(f"records for {topic} not delivered within 120 s")
 
 
+class FilledTopics:
+    """Topics that hold exactly ``records`` records, made once per (partitions, records).
+
+    A consumer reads a whole topic: were there more records behind the ones a
+    benchmark counts, the poller would spend CPU reading ahead into them while
+    the counted batches run, and the figure would measure that instead.
+    """
+
+    def __init__(self, kafka: ClusterInfo, record_size: int) -> None:
+        self._kafka = kafka
+        self._record_size = record_size
+        self._topics: dict[tuple[int, int], str] = {}
+
+    def get(self, partitions: int, records: int) -> str:
+        """The topic with ``records`` records over ``partitions`` partitions."""
+        key = (partitions, records)
+        if key not in self._topics:
+            topic = new_topic(self._kafka, partitions)
+            fill_topic(self._kafka, topic, records, self._record_size, partitions)
+            self._topics[key] = topic
+        return self._topics[key]
+
+
 class PacedProducer:
     """Produces one small record at a time with no client-side batching delay.
 

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.cluster import FilledTopics
 from bench.harness import DeliveryLog, mapping_for, run_bare_loop, run_poller
 from bench.stats import median
 from bench.throughput import NoOpHandler
@@ -47,17 +48,19 @@ def peak_rss_mib(pid: int) -> float:
 
 def measure(
     kafka: ClusterInfo,
-    topics: dict[int, str],
+    topics: FilledTopics,
     *,
+    partition_counts: list[int],
     records: int,
     batch_size: int,
     runs: int,
     timeout_s: float = 180.0,
 ) -> MemoryResult:
-    """``runs`` children per mode and topic; ``topics`` maps partition count to a topic."""
+    """``runs`` children per mode and partition count, each reading a whole topic."""
     result = MemoryResult(batch_size)
     for _ in range(runs):
-        for partitions, topic in topics.items():
+        for partitions in partition_counts:
+            topic = topics.get(partitions, records)
             for mode in MODES:
                 peak = _child_peak(kafka, mode, topic, records, batch_size, timeout_s)
                 result.peaks.setdefault((mode, partitions), []).append(peak)

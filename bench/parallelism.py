@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.cluster import FilledTopics
 from bench.harness import DeliveryLog, mapping_for, record_count, run_poller
 from bench.stats import median, steady_rate
 from runtime.local_kafka import ClusterInfo
@@ -52,19 +53,21 @@ class SlowHandler:
 
 def measure(
     kafka: ClusterInfo,
-    topics: dict[int, str],
+    topics: FilledTopics,
     *,
+    partition_counts: tuple[int, ...] = (1, 8),
     handler_s: float,
     batch_size: int,
     batches_per_partition: int,
     runs: int,
     timeout_s: float = 120.0,
 ) -> ParallelismResult:
-    """``runs`` rounds over each topic; ``topics`` maps partition count to a filled topic."""
+    """``runs`` rounds per partition count, each reading a whole topic from the start."""
     result = ParallelismResult(handler_s, batch_size)
     for _ in range(runs):
-        for partitions, topic in topics.items():
+        for partitions in partition_counts:
             records = partitions * batch_size * batches_per_partition
+            topic = topics.get(partitions, records)
             log = DeliveryLog(records)
             mapping = mapping_for(kafka, topic, batch_size, None)
             run_poller(mapping, SlowHandler(log, handler_s), log, timeout_s)

@@ -1,15 +1,18 @@
 """The throughput plot: records/s against BatchSize, poller and bare loop, per partition count.
 
 matplotlib is optional (the ``bench`` extra); without it the plot is skipped with
-a note, and the tables still print.
+a note, and the tables still print. ``python -m bench.plot results.json out.png``
+draws it again from a saved run.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import sys
 from pathlib import Path
 
-from bench.throughput import CaseResult
+from bench.throughput import Case, CaseResult
 
 
 def plot_throughput(results: list[CaseResult], path: Path) -> str:
@@ -19,7 +22,7 @@ def plot_throughput(results: list[CaseResult], path: Path) -> str:
         plt = importlib.import_module("matplotlib.pyplot")
     except ImportError:
         return "plot skipped: matplotlib is not installed (pip install -e '.[bench]')"
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    figure, axes = plt.subplots(figsize=(8.5, 4.5), dpi=120)
     for index, partitions in enumerate(sorted({r.case.partitions for r in results})):
         color = f"C{index}"  # one color per partition count: poller solid, baseline dashed
         rows = sorted(
@@ -38,9 +41,23 @@ def plot_throughput(results: list[CaseResult], path: Path) -> str:
     axes.set_ylabel("records/s (1 KB records, median)")
     axes.set_title("Throughput into a no-op handler vs a bare confluent-kafka loop")
     axes.grid(True, which="both", linewidth=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
     return f"plot written to {path}"
+
+
+def load_throughput(results_json: Path) -> list[CaseResult]:
+    """The throughput results of a run saved by ``bench.run_all``."""
+    saved = json.loads(results_json.read_text())["throughput"]
+    return [
+        CaseResult(Case(**r["case"]), r["record_size"], r["poller"], r["baseline"]) for r in saved
+    ]
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m bench.plot RESULTS_JSON OUTPUT_PNG")
+    print(plot_throughput(load_throughput(Path(sys.argv[1])), Path(sys.argv[2])))

@@ -35,8 +35,8 @@ def frame_name(frame: str) -> str:
 
 
 def _is_busy(frames: list[str]) -> bool:
-    """False for waits and for start-up (imports): what is left is the poller working."""
-    if not frames or frames[-1].partition(" (")[0] in _WAITS:
+    """False for waits, start-up (imports) and the harness: what is left is the poller."""
+    if not frames or frames[-1].partition(" (")[0] in _WAITS or "bench/" in frames[-1]:
         return False
     return not any("importlib" in frame for frame in frames)
 

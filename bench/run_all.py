@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import environment, latency, memory, parallelism, report, synth, throughput
-from bench.cluster import fill_topic, kafka_cluster, new_topic
+from bench.cluster import FilledTopics, kafka_cluster
 from bench.plot import plot_throughput
 from runtime.local_kafka import ClusterInfo
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     kafka_sections = [s for s in args.sections if s != "synth"]
     if kafka_sections:
         with kafka_cluster(args.bootstrap) as kafka:
-            topics = timer.run("fill topics", lambda: _fill(kafka, args))
+            topics = FilledTopics(kafka, args.record_size)  # filled on first use
             for section in kafka_sections:
                 results[section] = timer.run(section, partial(_run, section, kafka, topics, args))
     if "synth" in args.sections:
@@ -112,23 +112,12 @@ def main(argv: list[str] | None = None) -> None:
     _save(args.out, text, results, args)
 
 
-def _fill(kafka: ClusterInfo, args: argparse.Namespace) -> dict[int, str]:
-    needed = (
-        set(args.partitions) | {1, 8} if "parallelism" in args.sections else set(args.partitions)
-    )
-    topics = {}
-    for partitions in sorted(needed):
-        topics[partitions] = new_topic(kafka, partitions)
-        fill_topic(kafka, topics[partitions], args.records, args.record_size, partitions)
-    return topics
-
-
-def _run(section: str, kafka: ClusterInfo, topics: dict[int, str], args: argparse.Namespace) -> Any:
+def _run(section: str, kafka: ClusterInfo, topics: FilledTopics, args: argparse.Namespace) -> Any:
     if section == "throughput":
         cases = [throughput.Case(p, b) for p in args.partitions for b in args.batch_sizes]
         return throughput.measure(
             kafka,
-            {p: topics[p] for p in args.partitions},
+            topics,
             cases,
             records=args.records,
             batches_per_case=args.batches_per_case,
@@ -146,7 +135,7 @@ def _run(section: str, kafka: ClusterInfo, topics: dict[int, str], args: argpars
     if section == "parallelism":
         return parallelism.measure(
             kafka,
-            {1: topics[1], 8: topics[8]},
+            topics,
             handler_s=args.handler_ms / 1000,
             batch_size=args.parallel_batch_size,
             batches_per_partition=args.parallel_batches,
@@ -154,7 +143,8 @@ def _run(section: str, kafka: ClusterInfo, topics: dict[int, str], args: argpars
         )
     return memory.measure(
         kafka,
-        {p: topics[p] for p in args.partitions},
+        topics,
+        partition_counts=args.partitions,
         records=args.records,
         batch_size=args.memory_batch_size,
         runs=args.runs,

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.cluster import FilledTopics
 from bench.harness import DeliveryLog, mapping_for, record_count, run_bare_loop, run_poller
 from bench.stats import median, steady_rate
 from runtime.local_kafka import ClusterInfo
@@ -90,7 +91,7 @@ def baseline_rate(kafka: ClusterInfo, topic: str, records: int, timeout_s: float
 
 def measure(
     kafka: ClusterInfo,
-    topics: dict[int, str],
+    topics: FilledTopics,
     cases: list[Case],
     *,
     records: int,
@@ -100,17 +101,19 @@ def measure(
     window_s: int | None = None,
     timeout_s: float = 180.0,
 ) -> list[CaseResult]:
-    """``runs`` paired runs of every case; ``topics`` maps partitions to a filled topic.
+    """``runs`` paired runs of every case, each reading a whole topic from the start.
 
     The poller reads ``min(records, batches_per_case x BatchSize)`` records: enough
     batches for a steady state, without reading 100,000 records 100 at a time. The
-    bare loop, whose speed does not depend on BatchSize, reads all ``records``.
+    bare loop, whose speed does not depend on BatchSize, reads ``records``.
     """
     results = [CaseResult(case, record_size) for case in cases]
     for _ in range(runs):
         for result in results:
-            topic = topics[result.case.partitions]
+            partitions = result.case.partitions
             count = min(records, batches_per_case * result.case.batch_size)
-            result.baseline.append(baseline_rate(kafka, topic, records, timeout_s))
+            whole = topics.get(partitions, records)
+            result.baseline.append(baseline_rate(kafka, whole, records, timeout_s))
+            topic = topics.get(partitions, count)
             result.poller.append(poller_rate(kafka, topic, result.case, count, window_s, timeout_s))
     return results

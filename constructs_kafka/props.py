@@ -25,7 +25,12 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs_kafka.auth import KafkaAuthentication
 from constructs_kafka.destinations import OnFailureDestination
 from constructs_kafka.schema_registry import KafkaSchemaRegistry
-from runtime.mapping import DEFAULT_FILTER_QUOTA, ProvisionedPollerConfig, derive_uuid
+from runtime.mapping import (
+    DEFAULT_FILTER_QUOTA,
+    ProvisionedPollerConfig,
+    derive_uuid,
+    pollers_request,
+)
 from runtime.mapping_vocabulary import (
     EsmMetric,
     SourceAccessType,
@@ -201,7 +206,7 @@ class KafkaTriggerProps:
             "FunctionResponseTypes": ["ReportBatchItemFailures"]
             if self.report_batch_item_failures
             else None,
-            "ProvisionedPollerConfig": _pollers(self.provisioned_pollers),
+            "ProvisionedPollerConfig": pollers_request(self.provisioned_pollers),
             "MetricsConfig": {"Metrics": [_value(m) for m in self.metrics]}
             if self.metrics
             else None,
@@ -271,15 +276,3 @@ def _seconds(duration: cdk.Duration | None) -> float | int | None:
         return None
     seconds = duration.to_seconds(integral=False)
     return int(seconds) if float(seconds).is_integer() else seconds
-
-
-def _pollers(config: ProvisionedPollerConfig | None) -> dict[str, Any] | None:
-    if config is None:
-        return None
-    entry: dict[str, Any] = {
-        "MinimumPollers": config.minimum_pollers,
-        "MaximumPollers": config.maximum_pollers,
-    }
-    if config.poller_group_name:
-        entry["PollerGroupName"] = config.poller_group_name
-    return entry

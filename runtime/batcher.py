@@ -168,6 +168,10 @@ class Batcher:
         """Paused partitions that drained to half their limit and may fetch again."""
         return [p for p, b in self._buffers.items() if b.paused and self._half(b)]
 
+    def paused_partitions(self) -> list[PartitionId]:
+        """Partitions the consumer has paused for backpressure."""
+        return [p for p, b in self._buffers.items() if b.paused]
+
     def mark_paused(self, partitions: Iterable[PartitionId], paused: bool) -> None:
         """Record that the consumer paused or resumed ``partitions``."""
         for partition in partitions:

@@ -30,6 +30,7 @@ from runtime.failure_documents import (
 )
 from runtime.failures import RetryBackoff
 from runtime.mapping import DestinationKind, EventSourceMapping
+from runtime.source import CONSUMER_ONLY_SETTINGS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -41,41 +42,6 @@ log = logging.getLogger("runtime.destinations")
 _FIELD: Final = "DestinationConfig.OnFailure.Destination"
 _AWS_CONFIG: Final = Config(
     retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=30
-)
-# librdkafka settings that only a consumer understands: the destination's producer
-# shares the source's connection and security settings, not these.
-_CONSUMER_ONLY: Final = frozenset(
-    {
-        "group.id",
-        "group.instance.id",
-        "group.protocol",
-        "group.remote.assignor",
-        "partition.assignment.strategy",
-        "session.timeout.ms",
-        "heartbeat.interval.ms",
-        "max.poll.interval.ms",
-        "enable.auto.commit",
-        "auto.commit.interval.ms",
-        "enable.auto.offset.store",
-        "auto.offset.reset",
-        "queued.min.messages",
-        "queued.max.messages.kbytes",
-        "fetch.wait.max.ms",
-        "fetch.queue.backoff.ms",
-        "fetch.message.max.bytes",
-        "fetch.max.bytes",
-        "fetch.min.bytes",
-        "fetch.error.backoff.ms",
-        "max.partition.fetch.bytes",
-        "isolation.level",
-        "enable.partition.eof",
-        "check.crcs",
-        "offset_commit_cb",
-        "on_commit",
-        # The consumer's own callbacks would misattribute the producer's errors.
-        "error_cb",
-        "stats_cb",
-    }
 )
 # A failure record carries the whole one-record event (base64 value plus envelope), so
 # it is larger than the record it reports; the broker's topic limit still applies.
@@ -316,9 +282,8 @@ def producer_settings(
         "bootstrap.servers": ",".join(mapping.bootstrap_servers),
         "client.id": f"kafka-esm-{mapping.uuid[:8]}-on-failure",
     }
-    settings.update(
-        {k: v for k, v in (overrides or {}).items() if k not in _CONSUMER_ONLY and k != "client.id"}
-    )
+    dropped = CONSUMER_ONLY_SETTINGS | {"client.id"}
+    settings.update({k: v for k, v in (overrides or {}).items() if k not in dropped})
     return settings
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TextIO
 
+from runtime.cli_options import (
+    add_consumer_config_argument,
+    add_invoke_target_arguments,
+    add_mapping_argument,
+    parse_settings,
+)
 from runtime.doctor import run_doctor
 from runtime.doctor_model import DoctorInputs
 from runtime.invokers import MAX_TIMEOUT_S
 from runtime.launcher import InvokeTarget
-from runtime.mapping import ENV_VAR
 from runtime.security import ALLOW_INSECURE_SASL_ENV, SecurityOptions
 
 FAILED_EXIT = 1
@@ -20,31 +24,10 @@ FAILED_EXIT = 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``kafka-esm doctor``."""
-    parser.add_argument(
-        "--mapping",
-        type=Path,
-        default=None,
-        help=f"CreateEventSourceMapping JSON file (default: ${ENV_VAR})",
-    )
+    add_mapping_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    target = parser.add_mutually_exclusive_group()
-    target.add_argument("--handler", help="check a local Python handler 'module:function'")
-    target.add_argument("--endpoint-url", help="Lambda API endpoint (emulator, LocalStack)")
-    parser.add_argument(
-        "--endpoint-kind",
-        choices=["lambda", "invoke-http"],
-        default="lambda",
-        help="'invoke-http' for a bare Invoke API such as the Runtime Interface Emulator",
-    )
-    parser.add_argument("--qualifier", help="function version or alias")
-    parser.add_argument("--region", help="AWS region of the function")
-    parser.add_argument(
-        "--consumer-config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra librdkafka setting, as given to 'kafka-esm run' (repeatable)",
-    )
+    add_invoke_target_arguments(parser)
+    add_consumer_config_argument(parser)
     parser.add_argument(
         "--timeout", type=float, default=10.0, help="seconds each network probe may take"
     )
@@ -53,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run every check, print the table (or JSON); exit 1 when a check failed."""
     try:
-        overrides = dict(_setting(item) for item in args.consumer_config)
+        overrides = parse_settings(args.consumer_config)
     except ValueError as error:
         print(f"kafka-esm doctor: {error}", file=err)
         return 2
@@ -76,10 +59,3 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     if not args.json and inputs.security.allow_insecure_sasl:
         print(f"note: {ALLOW_INSECURE_SASL_ENV} is set (local use only)", file=err)
     return 0 if report.ok else FAILED_EXIT
-
-
-def _setting(item: str) -> tuple[str, str]:
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--consumer-config {item!r} must be KEY=VALUE")
-    return key.strip(), value

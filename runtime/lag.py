@@ -26,44 +26,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 )
 
 from runtime.mapping import EventSourceMapping, StartingPosition
-from runtime.source import consumer_settings
+from runtime.source import CONSUMER_ONLY_SETTINGS, consumer_settings
 
 _EARLIEST = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 _LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-
-# librdkafka's consumer-only properties: an admin client warns about each on stderr.
-_CONSUMER_ONLY = frozenset(
-    {
-        "group.id",
-        "group.instance.id",
-        "group.protocol",
-        "group.protocol.type",
-        "group.remote.assignor",
-        "partition.assignment.strategy",
-        "session.timeout.ms",
-        "heartbeat.interval.ms",
-        "coordinator.query.interval.ms",
-        "max.poll.interval.ms",
-        "enable.auto.commit",
-        "auto.commit.interval.ms",
-        "enable.auto.offset.store",
-        "auto.offset.reset",
-        "queued.min.messages",
-        "queued.max.messages.kbytes",
-        "fetch.wait.max.ms",
-        "fetch.queue.backoff.ms",
-        "fetch.message.max.bytes",
-        "max.partition.fetch.bytes",
-        "fetch.max.bytes",
-        "fetch.min.bytes",
-        "fetch.error.backoff.ms",
-        "isolation.level",
-        "enable.partition.eof",
-        "check.crcs",
-        "consume.callback.max.messages",
-        "on_commit",
-    }
-)
 
 
 class LagReadError(RuntimeError):
@@ -152,7 +118,7 @@ def offset_lag(committed: int | None, start: int, end: int, *, count_from_start:
 
 def admin_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``settings`` without consumer-only properties (connection and security stay)."""
-    return {k: v for k, v in settings.items() if k not in _CONSUMER_ONLY}
+    return {k: v for k, v in settings.items() if k not in CONSUMER_ONLY_SETTINGS}
 
 
 AdminFactory = Callable[[dict[str, Any]], AdminClient]

@@ -450,7 +450,7 @@ def to_request(mapping: EventSourceMapping, *, include_uuid: bool = True) -> dic
         "MaximumRecordAgeInSeconds": _unless(m.maximum_record_age_in_seconds, INFINITE),
         "BisectBatchOnFunctionError": _unless(m.bisect_batch_on_function_error, False),
         "FunctionResponseTypes": [t.value for t in m.function_response_types],
-        "ProvisionedPollerConfig": _pollers_request(m.provisioned_poller_config),
+        "ProvisionedPollerConfig": pollers_request(m.provisioned_poller_config),
         "MetricsConfig": _keyed("Metrics", [metric.value for metric in m.metrics]),
         "LoggingConfig": {"SystemLogLevel": level} if level else None,
         "Tags": dict(m.tags),
@@ -496,7 +496,8 @@ def _access_request(config: SourceAccessConfiguration) -> dict[str, str]:
     return entry
 
 
-def _pollers_request(config: ProvisionedPollerConfig | None) -> dict[str, Any] | None:
+def pollers_request(config: ProvisionedPollerConfig | None) -> dict[str, Any] | None:
+    """ProvisionedPollerConfig as the request JSON spells it (the constructs reuse it)."""
     if config is None:
         return None
     entry: dict[str, Any] = {

@@ -42,6 +42,7 @@ SourceFactory = Callable[..., KafkaSource]
 DestinationFactory = Callable[[Mapping[str, Any]], FailureDestination | None]
 """Builds the on-failure destination from the cluster's resolved client settings."""
 _BUSY_POLL_S = 0.005
+_HOLD_LIMIT_S = 10.0
 _IDLE_POLL_S = 0.05
 
 
@@ -107,6 +108,7 @@ class Poller:
             on_progress=lambda batch, offsets: self._progress.put((batch, offsets)),
         )
         self._heartbeat = Heartbeat(health_file())
+        self._last_fetch = time.monotonic()
         self._done: queue.Queue[BatchOutcome] = queue.Queue()
         self._in_flight: dict[int, Batch] = {}
         self._owner: dict[PartitionId, int] = {}  # partition -> id of its in-flight batch
@@ -179,9 +181,13 @@ class Poller:
     def _step(self) -> None:
         self._collect(block_s=0)
         self._dispatch()
-        self._apply_backpressure()
-        self._commit()
+        hold = self._apply_backpressure()
+        self._commit(wait=False)
         self._heartbeat.beat(self.status.snapshot())
+        if hold:  # everything is full: wait for batches instead of fetching more
+            self._collect(block_s=_BUSY_POLL_S)
+            return
+        self._last_fetch = time.monotonic()
         for record in self._source.poll(self.options.max_poll_records, self._poll_timeout()):
             keep = self._filter is None or self._filter.matches(record.value)
             if not keep:
@@ -266,18 +272,33 @@ class Poller:
             self._to_commit[partition] = max(next_offset, self._to_commit.get(partition, 0))
             self._tally.settled(partition, next_offset)
 
-    def _commit(self) -> None:
-        if self._to_commit and self._source.commit(self._to_commit):
+    def _commit(self, wait: bool = True) -> None:
+        """Commit settled offsets: without waiting in the loop, waiting on revoke and stop."""
+        if self._to_commit and self._source.commit(self._to_commit, wait=wait):
             self.counters.add(Metric.COMMITTED, self._tally.committed(self._to_commit))
             self._to_commit.clear()
 
-    def _apply_backpressure(self) -> None:
-        full = self._batcher.over_high_water()
-        self._source.pause(full)
-        self._batcher.mark_paused(full, True)
+    def _apply_backpressure(self) -> bool:
+        """Pause partitions with too much waiting; True when this turn should not fetch.
+
+        Pausing discards librdkafka's prefetched records and a resume can lag by a second,
+        so when no other partition would keep fetching the loop holds off polling instead
+        (librdkafka's bounded queue then stops fetching by itself), for at most
+        ``_HOLD_LIMIT_S`` so that rebalance callbacks are still served.
+        """
         drained = self._batcher.under_low_water()
         self._source.resume(drained)
         self._batcher.mark_paused(drained, False)
+        full = self._batcher.over_high_water()
+        if not full:
+            return False
+        paused = set(self._batcher.paused_partitions())
+        still_fetching = self._assigned - paused - set(full)
+        if not still_fetching and time.monotonic() - self._last_fetch < _HOLD_LIMIT_S:
+            return True
+        self._source.pause(full)
+        self._batcher.mark_paused(full, True)
+        return False
 
     # -- AssignmentListener ----------------------------------------------------------------
     def on_assigned(self, partitions: list[PartitionId]) -> None:

@@ -7,10 +7,16 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from runtime.cli_options import (
+    add_consumer_config_argument,
+    add_invoke_target_arguments,
+    add_mapping_argument,
+    parse_settings,
+)
 from runtime.invokers import MAX_TIMEOUT_S
 from runtime.launcher import InvokeTarget, LaunchOptions, build_poller, run_until_signalled
 from runtime.logs import configure_logging
-from runtime.mapping import ENV_VAR, MappingLoadError, MappingValidationError, load_mapping
+from runtime.mapping import MappingLoadError, MappingValidationError, load_mapping
 from runtime.metrics_publishers import DEFAULT_NAMESPACE, ReportingOptions
 from runtime.poller import PollerOptions
 from runtime.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
@@ -22,25 +28,8 @@ MAPPING_STOPPED_EXIT = 3
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``kafka-esm run``."""
-    parser.add_argument(
-        "--mapping",
-        type=Path,
-        default=None,
-        help=f"CreateEventSourceMapping JSON file (default: ${ENV_VAR})",
-    )
-    parser.add_argument("--handler", help="call a local Python handler 'module:function'")
-    parser.add_argument("--endpoint-url", help="Lambda API endpoint (emulator, LocalStack)")
-    parser.add_argument(
-        "--endpoint-kind",
-        choices=["lambda", "invoke-http"],
-        default="lambda",
-        help="'invoke-http' for a bare Invoke API such as the Runtime Interface Emulator",
-    )
-    parser.add_argument("--qualifier", help="function version or alias to invoke")
-    parser.add_argument(
-        "--region",
-        help="AWS region of the function (default: from the ARN or the AWS configuration)",
-    )
+    add_mapping_argument(parser)
+    add_invoke_target_arguments(parser)
     parser.add_argument(
         "--function-timeout",
         type=float,
@@ -59,13 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=PollerOptions.drain_timeout_s,
         help="seconds in-flight batches may finish after a stop signal",
     )
-    parser.add_argument(
-        "--consumer-config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra librdkafka setting (repeatable)",
-    )
+    add_consumer_config_argument(parser)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     _add_reporting_arguments(parser)
 
@@ -126,7 +109,7 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT
     try:
-        overrides = dict(_setting(item) for item in args.consumer_config)
+        overrides = parse_settings(args.consumer_config)
         options = LaunchOptions(
             InvokeTarget(
                 args.handler,
@@ -152,10 +135,3 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
         print(f"{stopped.reason.value}: {stopped.result}", file=err)
         return MAPPING_STOPPED_EXIT
     return 0
-
-
-def _setting(item: str) -> tuple[str, str]:
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--consumer-config {item!r} must be KEY=VALUE")
-    return key.strip(), value

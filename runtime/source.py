@@ -55,6 +55,41 @@ _AUTHZ_ERRORS = frozenset(
 _QUIET_ERRORS = frozenset({KafkaError._PARTITION_EOF, KafkaError._NO_OFFSET})
 
 
+CONSUMER_ONLY_SETTINGS: frozenset[str] = frozenset(
+    {
+        "auto.commit.interval.ms",
+        "auto.offset.reset",
+        "check.crcs",
+        "consume.callback.max.messages",
+        "coordinator.query.interval.ms",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "enable.partition.eof",
+        "fetch.error.backoff.ms",
+        "fetch.max.bytes",
+        "fetch.message.max.bytes",
+        "fetch.min.bytes",
+        "fetch.queue.backoff.ms",
+        "fetch.wait.max.ms",
+        "group.id",
+        "group.instance.id",
+        "group.protocol",
+        "group.protocol.type",
+        "group.remote.assignor",
+        "heartbeat.interval.ms",
+        "isolation.level",
+        "max.partition.fetch.bytes",
+        "max.poll.interval.ms",
+        "partition.assignment.strategy",
+        "queued.max.messages.kbytes",
+        "queued.min.messages",
+        "session.timeout.ms",
+    }
+)
+"""librdkafka properties only a consumer understands: a producer or admin client that
+shares the consumer's connection and security settings must drop them (it warns otherwise)."""
+
+
 ClientErrorClassifier = Callable[[KafkaError], MappingStopped | None]
 """Turns a client-level error into the stop AWS would make, or None to keep polling."""
 
@@ -92,13 +127,16 @@ def consumer_settings(
         "auto.offset.reset": reset,
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": 10_000,
-        "queued.max.messages.kbytes": 8192,
-        # librdkafka waits this long to fetch again once its queue was full (default
-        # 1 s): at 1 KB a record, 32 MB is drained in well under that, and the
-        # consumer would then idle for the rest of the second.
+        # Fetch tuning (bench/: python -m bench.run_all). librdkafka keeps fetched
+        # responses alive while any of their messages is queued, and pausing a
+        # partition for backpressure throws its queue away: a small queue and
+        # small responses cost little throughput and cut peak RSS by ~60 MB.
+        "queued.max.messages.kbytes": 8_192,
+        "max.partition.fetch.bytes": 2_097_152,
+        "fetch.max.bytes": 16_777_216,
+        # Once its queue was full, librdkafka waits this long before fetching again
+        # (default 1 s); 8 MB of 1 KB records drain in a fraction of that.
         "fetch.queue.backoff.ms": 20,
-        "fetch.max.bytes": 52_428_800,
-        "max.partition.fetch.bytes": 8_388_608,
     }
     settings.update(overrides or {})
     return settings
@@ -143,6 +181,7 @@ class KafkaSource:
         self._client_errors: list[KafkaError] = []
         settings = consumer_settings(mapping, overrides)
         settings["error_cb"] = self._client_errors.append
+        settings["on_commit"] = self._on_commit
         self._cooperative = settings["partition.assignment.strategy"] == "cooperative-sticky"
         self._consumer = consumer_factory(settings)
         self._closed = False
@@ -172,7 +211,12 @@ class KafkaSource:
         return records
 
     def pause(self, partitions: list[PartitionId]) -> None:
-        """Stop fetching ``partitions`` (backpressure); already fetched records stay."""
+        """Stop fetching ``partitions`` (backpressure).
+
+        librdkafka drops what it had prefetched for them, and notices a resume only when
+        its fetcher next wakes (up to a second): the poller pauses only while other
+        partitions keep fetching.
+        """
         if partitions:
             self._consumer.pause([TopicPartition(t, p) for t, p in partitions])
 
@@ -181,20 +225,38 @@ class KafkaSource:
         if partitions:
             self._consumer.resume([TopicPartition(t, p) for t, p in partitions])
 
-    def commit(self, offsets: Mapping[PartitionId, int]) -> bool:
-        """Commit ``next offset to read`` per partition synchronously; False on failure."""
+    def commit(self, offsets: Mapping[PartitionId, int], *, wait: bool = True) -> bool:
+        """Commit ``next offset to read`` per partition; False when a waited commit failed.
+
+        ``wait=False`` sends the commit without a broker round trip in the loop: a failure
+        then arrives through ``on_commit`` and only means those records may come again.
+        """
         if not offsets:
             return True
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                asynchronous=False,
-            )
+            if wait:
+                self._consumer.commit(offsets=partitions, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=partitions, asynchronous=True)
         except KafkaException as exc:
             self._counters.add(Metric.COMMIT_ERROR)
             log.warning("commit failed: %s", exc.args[0].str(), extra={"offsets": _named(offsets)})
             return False
         return True
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        failed = [tp for tp in partitions if tp.error is not None]
+        if error is None and not failed:
+            return
+        self._counters.add(Metric.COMMIT_ERROR)
+        first = error if error is not None else failed[0].error
+        cause = first.str() if first is not None else "unknown error"
+        log.warning(
+            "commit failed: %s",
+            cause,
+            extra={"offsets": {_name(tp): tp.offset for tp in partitions}},
+        )
 
     def close(self) -> None:
         """Leave the group (revoking partitions through the listener) and free the client."""

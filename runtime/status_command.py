@@ -22,9 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from runtime.cli_options import (
+    add_consumer_config_argument,
+    add_mapping_argument,
+    parse_settings,
+)
 from runtime.lag import GroupView, LagReader, LagReadError, LagSnapshot, PartitionLag
 from runtime.mapping import (
-    ENV_VAR,
     EventSourceMapping,
     MappingLoadError,
     MappingValidationError,
@@ -322,12 +326,7 @@ def _poller_lines(documents: Sequence[StatusDocument], now: float) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``kafka-esm status``."""
-    parser.add_argument(
-        "--mapping",
-        type=Path,
-        default=None,
-        help=f"CreateEventSourceMapping JSON file (default: ${ENV_VAR})",
-    )
+    add_mapping_argument(parser)
     parser.add_argument(
         "--status-dir",
         type=Path,
@@ -345,13 +344,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_LAG_PER_POLLER,
         help="scaling threshold used for DesiredPollerCount (as given to 'run')",
     )
-    parser.add_argument(
-        "--consumer-config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra librdkafka setting, e.g. security (repeatable)",
-    )
+    add_consumer_config_argument(parser)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -363,7 +356,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         policy = ScalingPolicy(args.lag_per_poller)
         if args.interval <= 0:
             raise ValueError(f"--interval {args.interval} must be more than 0 seconds")
-        overrides = dict(parse_setting(item) for item in args.consumer_config)
+        overrides = parse_settings(args.consumer_config)
     except (MappingLoadError, MappingValidationError, ValueError) as exc:
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT
@@ -414,11 +407,3 @@ def _screen(
     for problem in problems:
         screen += f"ignored: {problem}\n"
     return screen, lag
-
-
-def parse_setting(item: str) -> tuple[str, str]:
-    """``KEY=VALUE`` of ``--consumer-config``."""
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"--consumer-config {item!r} must be KEY=VALUE")
-    return key.strip(), value

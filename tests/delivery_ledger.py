@@ -110,10 +110,6 @@ class Ledger:
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _seen: set[tuple[int, int]] = field(default_factory=set)
 
-    def add(self, event: Mapping[str, Any], run: int, ok: bool = True) -> None:
-        """Record every record of ``event`` as received by ``run``."""
-        self.extend(deliveries_of(event, run, ok))
-
     def extend(self, deliveries: Iterable[Delivery]) -> None:
         """Record ``deliveries``, in order."""
         new = list(deliveries)

@@ -154,7 +154,6 @@ class LiveProducer:
         self._rate = rate
         self._stop = threading.Event()
         self.sent = 0
-        self.failed = 0
         self._thread = threading.Thread(target=self._run, name="live-producer", daemon=True)
 
     def start(self) -> LiveProducer:
@@ -181,16 +180,11 @@ class LiveProducer:
                 self._topic,
                 value=b"live-%08d" % number,
                 partition=number % self._partitions,
-                on_delivery=self._delivered,
             )
         except BufferError:
             self._producer.poll(0.1)
             return
         self.sent += 1
-
-    def _delivered(self, error: object, _message: object) -> None:
-        if error is not None:
-            self.failed += 1
 
 
 def end_offsets(config: Mapping[str, Any], topic: str, partitions: int) -> dict[int, int]:

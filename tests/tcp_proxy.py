@@ -62,7 +62,6 @@ class TcpProxy:
         self._flowing.set()
         self._refuse_until = 0.0
         self._closing = threading.Event()
-        self.accepted = 0
         self.resets = 0
         self._acceptor = threading.Thread(target=self._accept, name="proxy-accept", daemon=True)
         self._acceptor.start()
@@ -109,7 +108,6 @@ class TcpProxy:
                 continue
             except OSError:
                 return
-            self.accepted += 1
             upstream = self._connect() if time.monotonic() >= self._refuse_until else None
             if upstream is None:
                 _reset(client)

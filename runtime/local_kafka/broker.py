@@ -196,7 +196,7 @@ class LocalKafka:
         ]
 
     def _format(self, libs: Path, config: Path, passwords: dict[str, str]) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        cluster_id = _cluster_id()
         scram = [
             arg
             for user, password in passwords.items()
@@ -264,6 +264,18 @@ class LocalKafka:
         except OSError:
             return False
         return b"kafka.Kafka" in cmdline and str(self.home).encode() in cmdline
+
+
+def _cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid``, never one that starts with "-": the storage
+    tool would read it as an option and refuse to format (1 start in 64).
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(random_bytes()).decode("ascii").rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _checked_advertise(advertise: Mapping[str, int]) -> dict[str, int]:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 
-from runtime.local_kafka import ClusterInfo, LocalKafka
+from runtime.local_kafka import BrokerStartError, ClusterInfo, LocalKafka
 from runtime.local_kafka.settings import PLAINTEXT
 from runtime.metrics import Metric
 from tests.conftest import REPO_ROOT
@@ -122,13 +124,17 @@ def _stream(scenario: _Scenario, faults: Callable[[], None]) -> float:
     scenario.fleet.check_alive()
     scenario.producer.stop()
     config = scenario.cluster.client.plaintext_config()
-    ends = end_offsets(config, scenario.topic, PARTITIONS)
-    scenario.ledger.wait_handled(sum(ends.values()), timeout_s=_SETTLE_S)
-    wait_until(
-        lambda: committed_offsets(config, scenario.group, scenario.topic, PARTITIONS) == ends,
-        _SETTLE_S,
-        "committed offsets reach the end of the topic",
-    )
+    try:
+        ends = end_offsets(config, scenario.topic, PARTITIONS)
+        scenario.ledger.wait_handled(sum(ends.values()), timeout_s=_SETTLE_S)
+        wait_until(
+            lambda: committed_offsets(config, scenario.group, scenario.topic, PARTITIONS) == ends,
+            _SETTLE_S,
+            "committed offsets reach the end of the topic",
+        )
+    except (AssertionError, KafkaException) as exc:
+        alive = scenario.cluster.broker.is_running()
+        raise AssertionError(f"{exc} (the test's broker is {'up' if alive else 'DOWN'})") from exc
     scenario.fleet.stop_all()
     return time.monotonic() - started
 
@@ -204,3 +210,23 @@ def test_dropped_connections_lose_nothing(scenario: _Scenario) -> None:
         note=f"{proxy.resets} connections reset; {polling_errors} polling errors counted",
     )
     assert proxy.resets >= DROPS, "the proxy never carried the poller's connections"
+
+
+@pytest.mark.parametrize(
+    ("advertise", "message"),
+    [
+        ({"CONTROLLER": 9093}, "listener 'CONTROLLER' is not valid"),
+        ({"PLAINTEXT": 0}, "advertise['PLAINTEXT']=0 is not valid"),
+        ({"SSL": "9093"}, "advertise['SSL']='9093' is not valid"),
+    ],
+)
+def test_advertise_names_what_is_wrong(
+    tmp_path: Path, advertise: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LocalKafka(tmp_path, advertise=advertise)  # type: ignore[arg-type]
+
+
+def test_restart_needs_a_running_broker(tmp_path: Path) -> None:
+    with pytest.raises(BrokerStartError, match=r"no broker from .* is running"):
+        LocalKafka(tmp_path).restart()

@@ -59,9 +59,9 @@ def broken_pem(draw: st.DrawFn, text: str) -> str:
         return text[: draw(st.integers(0, max(len(text) - 1, 0)))]
     if damage == "flip":
         lines = text.splitlines(keepends=True)
-        body = [i for i, line in enumerate(lines) if not line.startswith("-----")]
-        if body:
-            i = draw(st.sampled_from(body))
+        inside = [i for i, line in enumerate(lines) if not line.startswith("-----")]
+        if inside:
+            i = draw(st.sampled_from(inside))
             line = lines[i]
             j = draw(st.integers(0, max(len(line) - 2, 0)))
             lines[i] = line[:j] + draw(st.sampled_from("A/+=!é\x00")) + line[j + 1 :]
