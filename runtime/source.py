@@ -196,8 +196,17 @@ class KafkaSource:
         )
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
-        """Up to ``max_records`` records; raises MappingStopped on errors AWS stops for."""
-        messages = self._consumer.consume(max_records, timeout=timeout_s)
+        """Up to ``max_records`` records; raises MappingStopped on errors AWS stops for.
+
+        librdkafka's ``consume(n, timeout)`` waits the whole timeout unless ``n`` records
+        arrive, so the wait is for one record only, then whatever else is queued is taken
+        at once: a lone record is handed on as soon as it lands.
+        """
+        messages = self._consumer.consume(max_records, timeout=0)
+        if not messages and timeout_s > 0:
+            messages = self._consumer.consume(1, timeout=timeout_s)
+            if messages and max_records > 1:
+                messages.extend(self._consumer.consume(max_records - 1, timeout=0))
         records = []
         for message in messages:
             error = message.error()
