@@ -349,10 +349,15 @@ def _parse_certificate(
     if der is None:
         return None, problems
     try:
-        return x509.load_der_x509_certificate(der), []
-    except ValueError:
+        certificate = x509.load_der_x509_certificate(der)
+        # cryptography parses these fields only when read: read them now, so that a
+        # broken one is reported here instead of raising in a later check.
+        _ = (certificate.issuer, certificate.subject, certificate.extensions)
+        _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
+    except (ValueError, x509.InvalidVersion, x509.DuplicateExtension):
         rule = "is not a valid X.509 certificate"
         return None, [SecretProblem(block.field_name, rule, aws_message)]
+    return certificate, []
 
 
 def check_chain_order(

@@ -118,12 +118,6 @@ class Ledger:
             self._seen.update((d.partition, d.offset) for d in new if d.ok)
             self._lock.notify_all()
 
-    @property
-    def handled(self) -> int:
-        """Distinct records handled successfully so far."""
-        with self._lock:
-            return len(self._seen)
-
     def snapshot(self) -> list[Delivery]:
         """The deliveries so far."""
         with self._lock:

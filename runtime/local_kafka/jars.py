@@ -17,6 +17,12 @@ from pathlib import Path
 KAFKA_VERSION = "4.1.1"
 """The Apache Kafka release the local cluster runs (KRaft only, Java 17+)."""
 
+LOG4J_VERSION = "2.24.3"
+"""The log4j2 release the broker's POM brings; its SLF4J 1.7 binding is added to match."""
+
+_RECIPE = 2
+"""Bumped whenever the fetched set changes, so an older cache is not taken as complete."""
+
 _COMPLETE_MARKER = ".complete"
 
 
@@ -31,7 +37,7 @@ def default_cache_dir() -> Path:
 
 def libs_dir(cache_dir: Path, version: str = KAFKA_VERSION) -> Path:
     """The folder that holds the broker's classpath for ``version``."""
-    return cache_dir / f"kafka-{version}" / "libs"
+    return cache_dir / f"kafka-{version}-r{_RECIPE}" / "libs"
 
 
 def is_cached(cache_dir: Path, version: str = KAFKA_VERSION) -> bool:
@@ -61,6 +67,7 @@ def _download(mvn: str, target: Path, version: str) -> None:
         .joinpath("kafka-fetch-pom.xml")
         .read_text(encoding="utf-8")
         .replace("@KAFKA_VERSION@", version)
+        .replace("@LOG4J_VERSION@", LOG4J_VERSION)
     )
     if target.exists():
         shutil.rmtree(target)

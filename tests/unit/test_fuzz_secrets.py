@@ -10,9 +10,12 @@ field, and no message repeats the password or the key material.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import pytest
+from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -197,3 +200,38 @@ def test_the_undamaged_material_passes() -> None:
     assert check_secret(CLIENT_CERTIFICATE_TLS_AUTH, pbes1, now=pki.NOW).ok
     wrong = json.loads(pbes1) | {"privateKeyPassword": WRONG_PASSWORD}
     assert not check_secret(CLIENT_CERTIFICATE_TLS_AUTH, json.dumps(wrong), now=pki.NOW).ok
+
+
+def _leaf_der() -> bytes:
+    leaf = pki.make_pki().leaf.certificate
+    return leaf.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        # version v3 (2) becomes 63: cryptography raises InvalidVersion, not ValueError
+        lambda der: der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x3f", 1),
+        # the issuer's name string becomes an ASN.1 NULL: it fails only when read
+        lambda der: der.replace(
+            b"\x0c\x14Test Intermediate CA", b"\x05\x14Test Intermediate CA", 1
+        ),
+    ],
+    ids=["invalid-version", "broken-issuer"],
+)
+def test_a_certificate_broken_inside_is_a_problem_not_an_exception(
+    damage: Callable[[bytes], bytes],
+) -> None:
+    der = _leaf_der()
+    broken = damage(der)
+    assert broken != der
+    material = _material()
+    secret = json.dumps(
+        {
+            "certificate": pki.pem_block("CERTIFICATE", broken) + "".join(material["chain"][1:]),
+            "privateKey": material["keys"]["pkcs8"],
+        }
+    )
+    result = check_secret(CLIENT_CERTIFICATE_TLS_AUTH, secret, now=pki.NOW)
+    assert [str(p) for p in result.errors] == ["certificate[0]: is not a valid X.509 certificate"]
+    assert result.aws_message == sc.INVALID_CERTIFICATE_OR_KEY
