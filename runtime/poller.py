@@ -141,6 +141,13 @@ class Poller:
             self.status.transition(State.DISABLED)
             log.info("mapping is disabled (Enabled: false); nothing to do")
             return
+        if self.mapping.schema_registry is not None:
+            # Validated like every field, but the poller does not decode Avro, Protobuf or
+            # JSON Schema records: the function receives the raw bytes, base64-encoded.
+            log.warning(
+                "SchemaRegistryConfig is not applied by this poller: records are "
+                "sent as they are in Kafka"
+            )
         self.status.transition(State.ENABLING)
         try:
             self._source.subscribe()
