@@ -155,12 +155,7 @@ class SelfManagedKafkaTrigger(Construct):
         statements = []
         if props.system_log_level is not None:
             statements.append(permissions.log_statement(props.function))
-        secrets = props.secrets()
-        if secrets:
-            statements.append(permissions.secrets_statement(secrets))
-        keys = [s.encryption_key for s in secrets if s.encryption_key is not None]
-        if keys:
-            statements.append(permissions.secret_key_statement(keys))
+        statements += permissions.read_secret_statements(props.secrets())
         if props.vpc is not None:
             statements.append(permissions.eni_statement())
         if props.on_failure is not None:

@@ -77,6 +77,17 @@ def secret_key_statement(keys: Sequence[kms.IKey]) -> iam.PolicyStatement:
     )
 
 
+def read_secret_statements(secrets: Sequence[secretsmanager.ISecret]) -> list[iam.PolicyStatement]:
+    """Read on the secrets, plus decrypt on their customer keys; none without secrets."""
+    if not secrets:
+        return []
+    statements = [secrets_statement(secrets)]
+    keys = [s.encryption_key for s in secrets if s.encryption_key is not None]
+    if keys:
+        statements.append(secret_key_statement(keys))
+    return statements
+
+
 def eni_statement() -> iam.PolicyStatement:
     """The six ENI actions; EC2 does not scope Describe* (nor Lambda's ENI calls) by ARN."""
     return iam.PolicyStatement(

@@ -446,12 +446,7 @@ def task_statements(props: KafkaTriggerProps) -> list[iam.PolicyStatement]:
             resources=[props.function.function_arn],
         )
     ]
-    secrets = props.secrets()
-    if secrets:
-        statements.append(permissions.secrets_statement(secrets))
-    keys = [s.encryption_key for s in secrets if s.encryption_key is not None]
-    if keys:
-        statements.append(permissions.secret_key_statement(keys))
+    statements += permissions.read_secret_statements(props.secrets())
     destination = props.on_failure
     if destination is not None:
         statements += [
