@@ -51,6 +51,7 @@ __all__ = [
     "PayloadBuilder",
     "RecordEncoder",
     "assemble",
+    "assemble_records",
     "build_event",
     "encode_record",
 ]
@@ -276,6 +277,16 @@ def assemble(
     Fragments are joined as they are (no re-serialization), partitions in mapping order.
     """
     return _join(_envelope_head(bootstrap_servers), fragments_by_partition)
+
+
+def assemble_records(
+    records: Sequence[Record], fragments: Sequence[bytes], bootstrap_servers: Sequence[str]
+) -> bytes:
+    """The whole event from records and their already-encoded fragments, in order."""
+    groups: dict[str, list[bytes]] = {}
+    for record, fragment in zip(records, fragments, strict=True):
+        groups.setdefault(record.partition_key, []).append(fragment)
+    return assemble(groups, bootstrap_servers)
 
 
 class PayloadBuilder:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from runtime.event import assemble
+from runtime.event import assemble_records
 from runtime.failures import Condition
 from runtime.invokers import InvokeResult
 from runtime.mapping import EventSourceMapping
@@ -97,7 +97,7 @@ class Failure:
 
     def event(self, bootstrap_servers: Sequence[str]) -> bytes:
         """The Lambda event holding exactly these records."""
-        return _event(self.records, self.fragments, bootstrap_servers)
+        return assemble_records(self.records, self.fragments, bootstrap_servers)
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def kafka_documents(
     condition = _KAFKA_CONDITIONS.get(failure.condition, failure.condition.value)
     documents = []
     for record, fragment in zip(failure.records, failure.fragments, strict=True):
-        event = _event((record,), (fragment,), context.bootstrap_servers)
+        event = assemble_records((record,), (fragment,), context.bootstrap_servers)
         document = _envelope(failure, context, condition)
         document["KafkaBatchInfo"] = {
             "batchSize": 1,
@@ -253,13 +253,6 @@ def _response_context(failure: Failure) -> dict[str, Any] | None:
     if result.function_error:
         context["functionError"] = result.function_error
     return context
-
-
-def _event(records: Sequence[Record], fragments: Sequence[bytes], servers: Sequence[str]) -> bytes:
-    groups: dict[str, list[bytes]] = {}
-    for record, fragment in zip(records, fragments, strict=True):
-        groups.setdefault(record.partition_key, []).append(fragment)
-    return assemble(groups, servers)
 
 
 def _arn_scope(arn: str) -> tuple[str, str | None, str | None]:

@@ -83,7 +83,9 @@ class CommitTally:
 
     def polled(self, partition: PartitionId, offset: int) -> None:
         """A record was buffered; a record read again (after a seek) counts once."""
-        waiting = self._waiting.setdefault(partition, deque())
+        waiting = self._waiting.get(partition)
+        if waiting is None:  # not setdefault: it would build a deque per record
+            waiting = self._waiting[partition] = deque()
         while waiting and waiting[-1] >= offset:
             waiting.pop()
         waiting.append(offset)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from runtime.batch_responses import BatchResponseError, lowest_failed_offsets
 from runtime.batcher import Batch, PartitionId
 from runtime.destinations import FailureDestination, deliver_until_accepted
-from runtime.event import assemble
+from runtime.event import assemble_records
 from runtime.failure_documents import Failure
 from runtime.failures import (
     Condition,
@@ -66,9 +66,10 @@ class _Piece:
 
     def take(self, keep: Callable[[Record], bool]) -> tuple[_Piece, _Piece]:
         """(records ``keep`` accepts, the others), both keeping this piece's history."""
-        pairs = list(zip(self.records, self.fragments, strict=True))
-        kept = [pair for pair in pairs if keep(pair[0])]
-        others = [pair for pair in pairs if not keep(pair[0])]
+        kept: list[tuple[Record, bytes]] = []
+        others: list[tuple[Record, bytes]] = []
+        for pair in zip(self.records, self.fragments, strict=True):
+            (kept if keep(pair[0]) else others).append(pair)
         return self._with(kept), self._with(others)
 
     def halves(self) -> list[_Piece]:
@@ -265,7 +266,7 @@ class BatchProcessor:
 
     # -- invoking ----------------------------------------------------------------------------
     def _invoke(self, batch: Batch, piece: _Piece) -> InvokeResult:
-        payload = _payload(piece.records, piece.fragments, self._servers)
+        payload = assemble_records(piece.records, piece.fragments, self._servers)
         started = time.monotonic()
         result = self._invoker.invoke(payload, deadline_s=self._timeout_s)
         self._counters.add(Metric.INVOKED, len(piece.records))
@@ -370,12 +371,3 @@ def _fold(offsets: list[int]) -> str:
         else:
             runs.append([offset, offset])
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-
-
-def _payload(
-    records: Sequence[Record], fragments: Sequence[bytes], servers: tuple[str, ...]
-) -> bytes:
-    groups: dict[str, list[bytes]] = {}
-    for record, fragment in zip(records, fragments, strict=True):
-        groups.setdefault(record.partition_key, []).append(fragment)
-    return assemble(groups, servers)
