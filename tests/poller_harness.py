@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from runtime.failures import RetryBackoff
 from runtime.invokers import LocalHandlerInvoker
@@ -157,6 +157,21 @@ def committed(kafka: ClusterInfo, group: str, topic: str, partitions: int = 1) -
     finally:
         consumer.close()
     return [tp.offset for tp in found]
+
+
+def wait_committed(kafka: ClusterInfo, group: str, topic: str, expected: list[int]) -> None:
+    """Wait up to 30 s for the group's committed offsets to equal ``expected``."""
+    deadline = time.monotonic() + 30
+    found: object = None
+    while time.monotonic() < deadline:
+        try:
+            found = committed(kafka, group, topic, len(expected))
+        except KafkaException as exc:  # the coordinator may still be loading the group
+            found = exc
+        if found == expected:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"committed {found}, expected {expected}")
 
 
 def dumps(value: Any) -> bytes:

@@ -16,7 +16,6 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
@@ -37,6 +36,7 @@ from runtime import run_command
 from runtime.mapping import parse_mapping
 from runtime.metrics_publishers import DESIRED_POLLER_COUNT, MAPPING_DIMENSION
 from tests.cdk.conftest import SERVERS, cfn_lint, nag_report, new_function, new_stack
+from tests.cdk.fixtures import failure_queue, isolated_vpc
 
 pytestmark = pytest.mark.cdk
 
@@ -66,19 +66,6 @@ class Built:
         return str(self.stack.get_logical_id(construct.node.default_child))
 
 
-def isolated_vpc(stack: cdk.Stack) -> ec2.Vpc:
-    vpc = ec2.Vpc(
-        stack,
-        "Vpc",
-        nat_gateways=0,
-        subnet_configuration=[
-            ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-        ],
-    )
-    vpc.add_flow_log("FlowLog")
-    return vpc
-
-
 def acknowledge_basic_role(function: Any) -> None:
     cdk.Validations.of(function.role).acknowledge(
         cdk.Acknowledgment(
@@ -105,19 +92,8 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> Built:
     vpc = isolated_vpc(stack)
     secret_key = kms.Key(stack, "SecretKey", enable_key_rotation=True)
     user = SaslScramSecret(stack, "User", username="orders-consumer", encryption_key=secret_key)
-    queue_key = kms.Key(stack, "QueueKey", enable_key_rotation=True)
-    queue = sqs.Queue(
-        stack,
-        "Failures",
-        encryption=sqs.QueueEncryption.KMS,
-        encryption_master_key=queue_key,
-        enforce_ssl=True,
-    )
-    cdk.Validations.of(queue).acknowledge(
-        cdk.Acknowledgment(
-            id="AwsSolutions::AwsSolutions-SQS3",
-            reason="This queue is itself the on-failure destination of the Kafka poller.",
-        )
+    queue = failure_queue(
+        stack, "This queue is itself the on-failure destination of the Kafka poller."
     )
     brokers = ec2.SecurityGroup(stack, "Brokers", vpc=vpc, allow_all_outbound=False)
     function = new_function(stack, timeout=cdk.Duration.minutes(1))

@@ -72,6 +72,19 @@ def _skipped_steps(report: DoctorReport) -> list[int]:
     return [r.step for r in report.results if r.status is Status.SKIP]
 
 
+def _root_ca(kafka: ClusterInfo, tmp_path: Path) -> tuple[str, str]:
+    """The SERVER_ROOT_CA_CERTIFICATE access configuration of ``kafka``'s own CA."""
+    return ("SERVER_ROOT_CA_CERTIFICATE", write_secret(tmp_path, root_ca_doc(kafka)))
+
+
+def _client_certificate(
+    kafka: ClusterInfo, tmp_path: Path, client: str, key_form: str = "plain"
+) -> tuple[str, str]:
+    """The CLIENT_CERTIFICATE_TLS_AUTH access configuration of one of the PKI's clients."""
+    doc = client_certificate_doc(kafka, client, key_form)
+    return ("CLIENT_CERTIFICATE_TLS_AUTH", write_secret(tmp_path, doc))
+
+
 @pytest.fixture
 def names(topic_factory: Callable[..., str], unique: Callable[[str], str]) -> tuple[str, str]:
     return topic_factory(), unique("g")
@@ -83,7 +96,7 @@ def admin_sasl(secured_kafka: ClusterInfo, tmp_path: Path) -> list[tuple[str, st
     login = {"username": "admin", "password": secured_kafka.passwords["admin"]}
     return [
         ("SASL_SCRAM_512_AUTH", write_secret(tmp_path, login)),
-        ("SERVER_ROOT_CA_CERTIFICATE", write_secret(tmp_path, root_ca_doc(secured_kafka))),
+        _root_ca(secured_kafka, tmp_path),
     ]
 
 
@@ -132,11 +145,8 @@ def test_a_pbes2_key_works_here_but_warns_that_aws_refuses_it(
     secured_kafka: ClusterInfo, tmp_path: Path, names: tuple[str, str]
 ) -> None:
     access = [
-        (
-            "CLIENT_CERTIFICATE_TLS_AUTH",
-            write_secret(tmp_path, client_certificate_doc(secured_kafka, "admin", "pbes2")),
-        ),
-        ("SERVER_ROOT_CA_CERTIFICATE", write_secret(tmp_path, root_ca_doc(secured_kafka))),
+        _client_certificate(secured_kafka, tmp_path, "admin", "pbes2"),
+        _root_ca(secured_kafka, tmp_path),
     ]
     report = _doctor(mapping_request(secured_kafka.address("SSL"), *names, access), tmp_path)
     row = _row(report, "auth secret")
@@ -254,14 +264,9 @@ def test_a_wrong_password_fails_step_4(
 def test_an_untrusted_or_missing_client_certificate_fails_step_4(
     secured_kafka: ClusterInfo, tmp_path: Path, names: tuple[str, str], client: str | None
 ) -> None:
-    access = [("SERVER_ROOT_CA_CERTIFICATE", write_secret(tmp_path, root_ca_doc(secured_kafka)))]
+    access = [_root_ca(secured_kafka, tmp_path)]
     if client:
-        access.append(
-            (
-                "CLIENT_CERTIFICATE_TLS_AUTH",
-                write_secret(tmp_path, client_certificate_doc(secured_kafka, client)),
-            )
-        )
+        access.append(_client_certificate(secured_kafka, tmp_path, client))
     report = _doctor(mapping_request(secured_kafka.address("SSL"), *names, access), tmp_path)
     row = _row(report, "authentication")
     assert row.status is Status.FAIL
@@ -272,11 +277,8 @@ def test_mtls_against_a_sasl_listener_fails_step_4_with_a_hint(
     secured_kafka: ClusterInfo, tmp_path: Path, names: tuple[str, str]
 ) -> None:
     access = [
-        (
-            "CLIENT_CERTIFICATE_TLS_AUTH",
-            write_secret(tmp_path, client_certificate_doc(secured_kafka, "admin")),
-        ),
-        ("SERVER_ROOT_CA_CERTIFICATE", write_secret(tmp_path, root_ca_doc(secured_kafka))),
+        _client_certificate(secured_kafka, tmp_path, "admin"),
+        _root_ca(secured_kafka, tmp_path),
     ]
     doc = mapping_request(secured_kafka.address("SASL_SSL"), *names, access)
     report = _doctor(doc, tmp_path, timeout_s=4)
@@ -295,7 +297,7 @@ def _user_access(kafka: ClusterInfo, tmp_path: Path) -> tuple[str, list[tuple[st
     login = {"username": user, "password": password}
     return f"User:{user}", [
         ("SASL_SCRAM_512_AUTH", write_secret(tmp_path, login)),
-        ("SERVER_ROOT_CA_CERTIFICATE", write_secret(tmp_path, root_ca_doc(kafka))),
+        _root_ca(kafka, tmp_path),
     ]
 
 
@@ -485,16 +487,16 @@ def test_the_command_prints_a_table_and_json_and_exits_1_on_failure(
         "--handler",
         HANDLER.handler or "",
     ]
-    table = subprocess.run(
-        command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-    )
-    as_json = subprocess.run(
-        [*command, "--json"],
-        check=False,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    table, as_json = (
+        subprocess.run(
+            [*command, *extra],
+            check=False,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for extra in ([], ["--json"])
     )
     assert (table.returncode, as_json.returncode) == (1, 1), table.stderr
     header = table.stdout.splitlines()[2].split()

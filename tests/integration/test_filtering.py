@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import KafkaException
 
 from runtime.local_kafka import ClusterInfo
 from runtime.metrics import Metric
 from tests.kafka_helpers import produce
-from tests.poller_harness import RecordingHandler, committed, mapping_doc, running_poller
+from tests.poller_harness import RecordingHandler, mapping_doc, running_poller, wait_committed
 
 pytestmark = pytest.mark.integration
 
@@ -20,20 +18,6 @@ TopicFactory = Callable[..., str]
 
 ORDERS_OVER_100 = {"value": {"kind": ["order"], "amount": [{"numeric": [">", 100]}]}}
 PLAIN_TEXT = {"value": [{"prefix": "plain"}]}
-
-
-def _wait_committed(kafka: ClusterInfo, group: str, topic: str, expected: list[int]) -> None:
-    deadline = time.monotonic() + 30
-    found: object = None
-    while time.monotonic() < deadline:
-        try:
-            found = committed(kafka, group, topic, len(expected))
-        except KafkaException as exc:  # the coordinator may still be loading the group
-            found = exc
-        if found == expected:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"committed {found}, expected {expected}")
 
 
 def test_only_matching_records_are_sent_and_every_offset_is_committed(
@@ -69,7 +53,7 @@ def test_only_matching_records_are_sent_and_every_offset_is_committed(
     )
     with running_poller(kafka, doc, handler) as running:
         handler.wait_for(lambda calls: sum(c.count() for c in calls) >= 4)
-        _wait_committed(kafka, f"group-{topic}", topic, [10, 5])
+        wait_committed(kafka, f"group-{topic}", topic, [10, 5])
     assert handler.values() == [sent[0], sent[2], sent[6], sent[7]]
     assert [key for key, _ in handler.delivered()] == [f"{topic}-0"] * 4
     counts = running.poller.counters
@@ -93,7 +77,7 @@ def test_a_filter_of_tombstones_sends_only_the_tombstones(
     )
     with running_poller(kafka, doc, handler) as running:
         handler.wait_for(lambda calls: sum(c.count() for c in calls) >= 2)
-        _wait_committed(kafka, f"group-{topic}", topic, [4])
+        wait_committed(kafka, f"group-{topic}", topic, [4])
     assert [offset for _, offset in handler.delivered()] == [1, 3]
     records = [r for c in handler.calls for rs in c.event["records"].values() for r in rs]
     assert all("value" not in r for r in records), "a tombstone is sent without a value"

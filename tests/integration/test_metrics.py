@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaException
 
 from runtime import status_command
 from runtime.local_kafka import ClusterInfo
@@ -31,9 +30,9 @@ from tests.kafka_helpers import produce
 from tests.poller_harness import (
     FAST_RETRY,
     RecordingHandler,
-    committed,
     mapping_doc,
     running_poller,
+    wait_committed,
 )
 
 pytestmark = pytest.mark.integration
@@ -69,20 +68,6 @@ class EmfSink(io.StringIO):
 
 def _mapping_documents(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [d for d in documents if "Partition" not in d]
-
-
-def _wait_committed(kafka: ClusterInfo, group: str, topic: str, expected: list[int]) -> None:
-    deadline = time.monotonic() + 30
-    found: object = None
-    while time.monotonic() < deadline:
-        try:
-            found = committed(kafka, group, topic, len(expected))
-        except KafkaException as exc:  # the coordinator may still be loading the group
-            found = exc
-        if found == expected:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"committed {found}, expected {expected}")
 
 
 def _wait_for_state(status_dir: Path, state: str, idle: bool = False) -> None:
@@ -144,7 +129,7 @@ def test_counts_are_exact_on_a_known_stream_and_reach_every_publisher(
     mapping_file.write_text(json.dumps(doc))
     options = PollerOptions(retry_backoff=FAST_RETRY, reporting=reporting)
     with running_poller(kafka, doc, handler, options) as running:
-        _wait_committed(kafka, f"group-{topic}", topic, [20, 20])
+        wait_committed(kafka, f"group-{topic}", topic, [20, 20])
         sink.wait_for(lambda docs: any(d.get("OffsetLag") == 0 for d in docs))
         _wait_for_state(tmp_path, "Enabled", idle=True)  # no batch left with the function
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
@@ -242,7 +227,7 @@ def test_run_prints_emf_on_stdout_and_status_reads_its_state(
         text=True,
     )
     try:
-        _wait_committed(kafka, f"group-{topic}", topic, [10])
+        wait_committed(kafka, f"group-{topic}", topic, [10])
         _wait_for_state(Path(status_dir), "Enabled")
         status = subprocess.run(
             [*base, "status", "--mapping", str(mapping), "--status-dir", status_dir, "--once"],

@@ -25,7 +25,7 @@ from moto import mock_aws
 from runtime.destinations import destination_for
 from runtime.local_kafka import ClusterInfo
 from runtime.metrics import Metric
-from tests.delivery_ledger import Ledger, Row, env_float, env_int, held_back, report, tally
+from tests.delivery_ledger import Ledger, Row, Tally, env_float, env_int, held_back, report, tally
 from tests.fault_harness import Fleet, committed_offsets, wait_until
 from tests.kafka_helpers import produce
 from tests.poller_harness import mapping_doc
@@ -92,6 +92,34 @@ def _settle(
     fleet.stop_all()
 
 
+def _report(
+    result: Tally, scenario: str, recovery_s: float | None, seconds: float, note: str
+) -> None:
+    report(
+        Row(
+            scenario=scenario,
+            records=result.produced,
+            lost=len(result.lost),
+            duplicates=result.duplicates,
+            max_duplicates_per_fault=result.most_deliveries - 1,
+            recovery_s=recovery_s,
+            seconds=seconds,
+            note=note,
+        )
+    )
+
+
+def _run(fleet: Fleet, kafka: ClusterInfo, topic: str, ends: dict[int, int]) -> float:
+    """Start the fleet, let it commit everything in ``ends``, stop it; the seconds it took."""
+    started = time.monotonic()
+    try:
+        fleet.start()
+        _settle(fleet, kafka, topic, ends, budget_s=150)
+    finally:
+        fleet.stop_all()
+    return time.monotonic() - started
+
+
 @pytest.mark.timeout(180)
 def test_random_failures_and_poison_records_are_retried_until_delivered(
     kafka: ClusterInfo, topic_factory: Callable[..., str]
@@ -104,29 +132,18 @@ def test_random_failures_and_poison_records_are_retried_until_delivered(
     ledger = Ledger()
     doc = mapping_doc(kafka, topic, BatchSize=BATCH_SIZE, MaximumBatchingWindowInSeconds=0)
     fleet = Fleet(doc, ledger, function=function)
-    started = time.monotonic()
-    try:
-        fleet.start()
-        _settle(fleet, kafka, topic, ends, budget_s=150)
-    finally:
-        fleet.stop_all()
-    seconds = time.monotonic() - started
+    seconds = _run(fleet, kafka, topic, ends)
 
     deliveries = ledger.snapshot()
     result = tally(ends, deliveries)
     waits = held_back(deliveries)
     failed_invocations = sum(r.poller.counters.get(Metric.INVOKE_ERROR) for r in fleet.stopped)
-    report(
-        Row(
-            scenario=f"failing function: {FAILURE_RATE:.0%} failures + poison, no limits",
-            records=result.produced,
-            lost=len(result.lost),
-            duplicates=result.duplicates,
-            max_duplicates_per_fault=result.most_deliveries - 1,
-            recovery_s=max(waits),
-            seconds=seconds,
-            note=f"{failed_invocations} failed invocations; poison fails {POISON_FAILS} times",
-        )
+    _report(
+        result,
+        f"failing function: {FAILURE_RATE:.0%} failures + poison, no limits",
+        recovery_s=max(waits),
+        seconds=seconds,
+        note=f"{failed_invocations} failed invocations; poison fails {POISON_FAILS} times",
     )
     result.assert_at_least_once()
     assert all(function.failures[record] == POISON_FAILS for record in poison)
@@ -153,28 +170,17 @@ def test_a_function_past_its_timeout_is_retried_and_loses_nothing(
     ledger = Ledger()
     doc = mapping_doc(kafka, topic, BatchSize=BATCH_SIZE, MaximumBatchingWindowInSeconds=0)
     fleet = Fleet(doc, ledger, function=slow, function_timeout_s=1.0)
-    started = time.monotonic()
-    try:
-        fleet.start()
-        _settle(fleet, kafka, topic, ends, budget_s=150)
-    finally:
-        fleet.stop_all()
-    seconds = time.monotonic() - started
+    seconds = _run(fleet, kafka, topic, ends)
 
     deliveries = ledger.snapshot()
     result = tally(ends, deliveries)
     failed = [d for d in deliveries if not d.ok]
-    report(
-        Row(
-            scenario="slow function: timeouts (1 s function timeout)",
-            records=result.produced,
-            lost=len(result.lost),
-            duplicates=result.duplicates,
-            max_duplicates_per_fault=result.most_deliveries - 1,
-            recovery_s=max(held_back(deliveries), default=None),
-            seconds=seconds,
-            note=f"{len(timed_out)} invocations timed out",
-        )
+    _report(
+        result,
+        "slow function: timeouts (1 s function timeout)",
+        recovery_s=max(held_back(deliveries), default=None),
+        seconds=seconds,
+        note=f"{len(timed_out)} invocations timed out",
     )
     result.assert_at_least_once()
     assert timed_out, "no invocation timed out: the scenario tested nothing"
@@ -236,28 +242,17 @@ def test_bad_replies_to_report_batch_item_failures_fail_the_batch_and_lose_nothi
         FunctionResponseTypes=["ReportBatchItemFailures"],
     )
     fleet = Fleet(doc, ledger, function=ReplyingFunction())
-    started = time.monotonic()
-    try:
-        fleet.start()
-        _settle(fleet, kafka, topic, ends, budget_s=150)
-    finally:
-        fleet.stop_all()
-    seconds = time.monotonic() - started
+    seconds = _run(fleet, kafka, topic, ends)
 
     deliveries = ledger.snapshot()
     result = tally(ends, deliveries)
     failed_invocations = sum(r.poller.counters.get(Metric.INVOKE_ERROR) for r in fleet.stopped)
-    report(
-        Row(
-            scenario="bad replies: not JSON, > 6 MB, wrong types, unknown identifiers",
-            records=result.produced,
-            lost=len(result.lost),
-            duplicates=result.duplicates,
-            max_duplicates_per_fault=result.most_deliveries - 1,
-            recovery_s=max(held_back(deliveries), default=None),
-            seconds=seconds,
-            note=f"{failed_invocations} invocations failed by their reply",
-        )
+    _report(
+        result,
+        "bad replies: not JSON, > 6 MB, wrong types, unknown identifiers",
+        recovery_s=max(held_back(deliveries), default=None),
+        seconds=seconds,
+        note=f"{failed_invocations} invocations failed by their reply",
     )
     result.assert_at_least_once()
     assert failed_invocations >= len(BAD_REPLIES)  # every kind of bad reply was sent
@@ -312,13 +307,7 @@ def test_with_a_retry_limit_handled_plus_dead_lettered_is_exactly_what_was_produ
     )
     fleet = Fleet(doc, ledger, function=FlakyFunction(poison, None, seed=str(rng.random())))
     fleet.poller_kwargs["destination"] = destination_for(fleet.mapping)
-    started = time.monotonic()
-    try:
-        fleet.start()
-        _settle(fleet, kafka, topic, ends, budget_s=150)
-    finally:
-        fleet.stop_all()
-    seconds = time.monotonic() - started
+    seconds = _run(fleet, kafka, topic, ends)
 
     deliveries = ledger.snapshot()
     handled = {(d.partition, d.offset) for d in deliveries if d.ok}

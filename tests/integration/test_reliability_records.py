@@ -18,7 +18,13 @@ from confluent_kafka import KafkaError, Producer
 
 from runtime.local_kafka import ClusterInfo
 from runtime.metrics import Metric
-from tests.poller_harness import RecordingHandler, committed, mapping_doc, running_poller
+from tests.poller_harness import (
+    RecordingHandler,
+    committed,
+    mapping_doc,
+    running_poller,
+    wait_committed,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -132,9 +138,7 @@ def test_a_seven_megabyte_record_is_dropped_without_an_invocation_and_the_rest_f
             lambda calls: any(_decoded(r, "value") == b"after" for r in _records(handler)),
             timeout_s=90,
         )
-        deadline = time.monotonic() + 30
-        while committed(kafka, f"group-{topic}", topic) != [3] and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_committed(kafka, f"group-{topic}", topic, [3])
     assert handler.values() == [b"before", b"after"]  # the big one was never invoked
     assert running.poller.counters.get(Metric.DROPPED) == 1  # counted, not silently lost
     assert committed(kafka, f"group-{topic}", topic) == [3]
