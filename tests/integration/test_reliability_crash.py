@@ -60,6 +60,9 @@ class _Run:
         self.number = number
         self.ledger = LedgerFile(workdir / f"ledger-{number}.log", number)
         self.output = workdir / f"poller-{number}.log"
+        # The poll loop writes this heartbeat once it runs: only then does SIGTERM meet
+        # the poller's own handler rather than Python still starting up.
+        self.heartbeat = workdir / f"health-{number}.json"
         command = [
             sys.executable,
             "-m",
@@ -76,7 +79,11 @@ class _Run:
             self.process = subprocess.Popen(
                 command,
                 cwd=REPO_ROOT,
-                env={**os.environ, LEDGER_ENV: str(self.ledger.path)},
+                env={
+                    **os.environ,
+                    LEDGER_ENV: str(self.ledger.path),
+                    "KAFKA_ESM_HEALTH_FILE": str(self.heartbeat),
+                },
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -212,6 +219,7 @@ class _Crashes:
         while (found := _committed(self.kafka, self.group, self.topic)) != ends:
             assert time.monotonic() < self.deadline, f"committed {found}, expected {ends}"
             _wait(lambda: False, run, self.stream, time.monotonic() + 0.5, quiet=True)
+        _wait(run.heartbeat.exists, run, self.stream, self.deadline)
         run.process.send_signal(signal.SIGTERM)
         assert run.process.wait(60) == 0, run.tail()
         self.stream.take(run)
