@@ -17,7 +17,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from runtime.local_kafka import ClusterInfo, LocalKafka
+from runtime.devtools.local_kafka import ClusterInfo, LocalKafka
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import confluent_kafka
 
-from runtime.local_kafka import KAFKA_VERSION
+from runtime.devtools.local_kafka import KAFKA_VERSION
 
 
 def cpu_model() -> str:

@@ -1,7 +1,7 @@
 """Run the poller and the bare confluent-kafka loop the same way, and log deliveries.
 
 Both join a fresh consumer group with the same librdkafka settings
-(``runtime.source.consumer_settings``), so the ratio between them is what the
+(``runtime.pipeline.source.consumer_settings``), so the ratio between them is what the
 poller adds on top of the client: records, batching, the event, the invoke.
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from runtime.definition.model import EventSourceMapping, parse_mapping
+from runtime.devtools.local_kafka import ClusterInfo
 from runtime.invokers import LocalHandlerInvoker
-from runtime.local_kafka import ClusterInfo
-from runtime.mapping import EventSourceMapping, parse_mapping
-from runtime.poller import Poller, PollerOptions
-from runtime.source import consumer_settings
+from runtime.pipeline.poller import Poller, PollerOptions
+from runtime.pipeline.source import consumer_settings
 
 
 @dataclass

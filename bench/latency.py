@@ -17,7 +17,7 @@ from typing import Any
 from bench.cluster import PacedProducer, new_topic
 from bench.harness import DeliveryLog, mapping_for, record_count, run_bare_loop, run_poller
 from bench.stats import median, percentile
-from runtime.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo
 
 WINDOWS: dict[str, int | None] = {"window 0": 0, "window 500 ms (default)": None}
 BASELINE = "bare loop"

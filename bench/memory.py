@@ -20,7 +20,7 @@ from bench.cluster import FilledTopics
 from bench.harness import DeliveryLog, mapping_for, run_bare_loop, run_poller
 from bench.stats import median
 from bench.throughput import NoOpHandler
-from runtime.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo
 
 MODES = ("poller", "bare")
 _READY = "DELIVERED"

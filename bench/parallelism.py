@@ -14,7 +14,7 @@ from typing import Any
 from bench.cluster import FilledTopics
 from bench.harness import DeliveryLog, mapping_for, record_count, run_poller
 from bench.stats import median, steady_rate
-from runtime.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 from bench import environment, latency, memory, parallelism, report, synth, throughput
 from bench.cluster import FilledTopics, kafka_cluster
 from bench.plot import plot_throughput
-from runtime.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo
 
 SECTIONS = ("throughput", "latency", "parallelism", "memory", "synth")
 TARGETS = {

@@ -28,8 +28,8 @@ from constructs_kafka.validation import (
     KafkaTriggerValidationError,
     PropProblem,
 )
-from runtime.mapping import AclRequirement, ProvisionedPollerConfig
-from runtime.mapping_vocabulary import (
+from runtime.definition.model import AclRequirement, ProvisionedPollerConfig
+from runtime.definition.vocabulary import (
     EsmMetric,
     EventRecordFormat,
     SchemaRegistryAuthType,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Final
 
-from runtime.mapping import AclRequirement, AclResourceType
+from runtime.definition.model import AclRequirement, AclResourceType
 
 __all__ = ["PRINCIPAL_PLACEHOLDER", "kafka_acls_commands"]
 

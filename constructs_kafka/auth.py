@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_secretsmanager as secretsmanager
 
-from runtime.mapping_vocabulary import SourceAccessType
+from runtime.definition.vocabulary import SourceAccessType
 
 __all__ = ["KafkaAuthentication"]
 

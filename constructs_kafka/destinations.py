@@ -14,7 +14,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
-from runtime.mapping_vocabulary import KAFKA_DESTINATION_PREFIX, DestinationKind
+from runtime.definition.vocabulary import KAFKA_DESTINATION_PREFIX, DestinationKind
 
 __all__ = ["OnFailureDestination"]
 

@@ -26,8 +26,8 @@ from constructs_kafka.nag import acknowledge_resource_wildcard
 from constructs_kafka.network import KafkaVpcEndpoints, broker_ports, connect_mapping
 from constructs_kafka.props import KafkaTriggerProps, NetworkAccess
 from constructs_kafka.validation import KafkaTriggerValidationError, _selection, validate_props
-from runtime.mapping import AclRequirement, EventSourceMapping, OnFailureDestination
-from runtime.mapping_vocabulary import StartingPosition
+from runtime.definition.model import AclRequirement, EventSourceMapping, OnFailureDestination
+from runtime.definition.vocabulary import StartingPosition
 
 __all__ = ["SelfManagedKafkaTrigger"]
 

@@ -18,7 +18,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from constructs_kafka.destinations import OnFailureDestination
-from runtime.mapping_vocabulary import DestinationKind
+from runtime.definition.vocabulary import DestinationKind
 
 __all__ = ["HTTPS", "KafkaVpcEndpoints", "broker_ports", "connect_mapping"]
 

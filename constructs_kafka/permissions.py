@@ -18,7 +18,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 
 from constructs_kafka.destinations import OnFailureDestination
 from constructs_kafka.schema_registry import KafkaSchemaRegistry
-from runtime.mapping_vocabulary import GLUE_REGISTRY_ARN, DestinationKind
+from runtime.definition.vocabulary import GLUE_REGISTRY_ARN, DestinationKind
 
 __all__ = [
     "ENI_ACTIONS",

@@ -1,6 +1,6 @@
 """Scaling the Fargate poller's task count on the lag signal the runtime publishes.
 
-The contract with the runtime (``runtime.metrics_publishers``): every poller writes,
+The contract with the runtime (``runtime.observability.publishers``): every poller writes,
 every ``--metrics-interval`` seconds, an Embedded Metric Format line with the metric
 ``DesiredPollerCount`` (namespace ``--metrics-namespace``, dimension
 ``EventSourceMappingUUID`` = the mapping's ``UUID``), the value
@@ -30,7 +30,11 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk.interfaces import aws_applicationautoscaling as scaling_refs
 from constructs import Construct
 
-from runtime.metrics_publishers import DEFAULT_NAMESPACE, DESIRED_POLLER_COUNT, MAPPING_DIMENSION
+from runtime.observability.publishers import (
+    DEFAULT_NAMESPACE,
+    DESIRED_POLLER_COUNT,
+    MAPPING_DIMENSION,
+)
 
 __all__ = [
     "DEFAULT_SCALE_IN_COOLDOWN",

@@ -56,14 +56,14 @@ from constructs_kafka.validation import (
     _selection,
     prop_of,
 )
-from runtime.health import ENV_VAR as HEALTH_ENV_VAR
+from runtime.definition.model import ENV_VAR as MAPPING_ENV_VAR
+from runtime.definition.model import derive_uuid, validate_mapping
+from runtime.definition.vocabulary import DestinationKind
 from runtime.invokers import MAX_TIMEOUT_S
-from runtime.mapping import ENV_VAR as MAPPING_ENV_VAR
-from runtime.mapping import derive_uuid, validate_mapping
-from runtime.mapping_vocabulary import DestinationKind
-from runtime.metrics_publishers import DEFAULT_NAMESPACE, ReportingOptions
-from runtime.poller import PollerOptions
-from runtime.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
+from runtime.observability.health import ENV_VAR as HEALTH_ENV_VAR
+from runtime.observability.publishers import DEFAULT_NAMESPACE, ReportingOptions
+from runtime.observability.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
+from runtime.pipeline.poller import PollerOptions
 
 __all__ = ["KafkaPollerService", "PollerServiceProps", "task_statements"]
 

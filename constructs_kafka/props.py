@@ -25,13 +25,13 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs_kafka.auth import KafkaAuthentication
 from constructs_kafka.destinations import OnFailureDestination
 from constructs_kafka.schema_registry import KafkaSchemaRegistry
-from runtime.mapping import (
+from runtime.definition.model import (
     DEFAULT_FILTER_QUOTA,
     ProvisionedPollerConfig,
     derive_uuid,
     pollers_request,
 )
-from runtime.mapping_vocabulary import (
+from runtime.definition.vocabulary import (
     EsmMetric,
     SourceAccessType,
     StartingPosition,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_secretsmanager as secretsmanager
 
-from runtime.mapping_vocabulary import (
+from runtime.definition.vocabulary import (
     EventRecordFormat,
     SchemaRegistryAuthType,
     SchemaValidationAttribute,

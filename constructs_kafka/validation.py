@@ -1,6 +1,6 @@
 """Synth-time validation: the runtime's rules, reported in the construct's prop names.
 
-The rules live once, in ``runtime.mapping_rules``; this module only builds the
+The rules live once, in ``runtime.definition.rules``; this module only builds the
 request, runs them (plus AWS's provisioned-mode and AWS-only rule sets) and renames
 each AWS field to the prop that produced it. Checks that need CDK objects (the
 function's timeout, the secrets' regions) are the only rules written here.
@@ -16,10 +16,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 
 from constructs_kafka.props import KafkaTriggerProps, is_unresolved
-from runtime.mapping import aws_only_problems, aws_provisioned_mode_problems, validate_mapping
-from runtime.mapping_checks import FieldProblem, short_repr
-from runtime.mapping_rules import MAX_FILTERS
-from runtime.mapping_vocabulary import AUTHENTICATION_TYPES, SourceAccessType
+from runtime.definition.checks import FieldProblem, short_repr
+from runtime.definition.model import (
+    aws_only_problems,
+    aws_provisioned_mode_problems,
+    validate_mapping,
+)
+from runtime.definition.rules import MAX_FILTERS
+from runtime.definition.vocabulary import AUTHENTICATION_TYPES, SourceAccessType
 
 __all__ = ["MAX_FUNCTION_TIMEOUT", "KafkaTriggerValidationError", "PropProblem", "validate_props"]
 

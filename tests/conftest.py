@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.local_kafka import ClusterInfo, LocalKafka
+from runtime.devtools.local_kafka import ClusterInfo, LocalKafka
 from tests.kafka_helpers import create_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

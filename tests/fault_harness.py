@@ -20,10 +20,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from runtime.batch_responses import BatchResponseError, lowest_failed_offsets
+from runtime.definition.model import parse_mapping
 from runtime.invokers import Invoker, InvokeResult, LocalHandlerInvoker
-from runtime.mapping import parse_mapping
-from runtime.poller import Poller, PollerOptions
+from runtime.pipeline.batch_responses import BatchResponseError, lowest_failed_offsets
+from runtime.pipeline.poller import Poller, PollerOptions
 from tests.delivery_ledger import Delivery, Ledger
 from tests.poller_harness import FAST_RETRY, RunningPoller
 

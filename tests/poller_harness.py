@@ -12,11 +12,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from runtime.failures import RetryBackoff
+from runtime.definition.model import parse_mapping
+from runtime.devtools.local_kafka import ClusterInfo
 from runtime.invokers import LocalHandlerInvoker
-from runtime.local_kafka import ClusterInfo
-from runtime.mapping import parse_mapping
-from runtime.poller import Poller, PollerOptions
+from runtime.pipeline.failures import RetryBackoff
+from runtime.pipeline.poller import Poller, PollerOptions
 
 FAST_RETRY = RetryBackoff(first_s=0.01, cap_s=0.05)
 

@@ -25,8 +25,8 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from runtime.local_kafka import ClusterInfo
-from runtime.mapping import AclRequirement, EventSourceMapping
+from runtime.definition.model import AclRequirement, EventSourceMapping
+from runtime.devtools.local_kafka import ClusterInfo
 
 _RESOURCE = {
     "Cluster": ResourceType.BROKER,

@@ -32,9 +32,9 @@ from constructs_kafka import (
     StartingPosition,
 )
 from constructs_kafka.poller_scaling import MAX_STEP_ADJUSTMENTS, CapacityStep, capacity_steps
-from runtime import run_command
-from runtime.mapping import parse_mapping
-from runtime.metrics_publishers import DESIRED_POLLER_COUNT, MAPPING_DIMENSION
+from runtime.cli import run as run_command
+from runtime.definition.model import parse_mapping
+from runtime.observability.publishers import DESIRED_POLLER_COUNT, MAPPING_DIMENSION
 from tests.cdk.conftest import SERVERS, cfn_lint, nag_report, new_function, new_stack
 from tests.cdk.fixtures import failure_queue, isolated_vpc
 

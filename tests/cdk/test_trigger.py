@@ -19,7 +19,7 @@ from constructs_kafka import (
     StartingPosition,
 )
 from constructs_kafka.props import is_unresolved
-from runtime.mapping import parse_mapping
+from runtime.definition.model import parse_mapping
 from tests.cdk.conftest import SERVERS, cfn_lint, nag_report, new_function, new_stack
 from tests.cdk.fixtures import GLUE_REGISTRY, Built, full_vpc_stack, resources
 

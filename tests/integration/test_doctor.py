@@ -19,11 +19,11 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AclPermissionType
 from moto import mock_aws
 
-from runtime.doctor import run_doctor
-from runtime.doctor_model import CheckResult, DoctorInputs, DoctorReport, Status
-from runtime.launcher import InvokeTarget
-from runtime.local_kafka import ClusterInfo
-from runtime.mapping import AclOperation, AclRequirement, AclResourceType, parse_mapping
+from runtime.cli.launcher import InvokeTarget
+from runtime.definition.model import AclOperation, AclRequirement, AclResourceType, parse_mapping
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.doctor.model import CheckResult, DoctorInputs, DoctorReport, Status
+from runtime.doctor.report import run_doctor
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
 from tests.security_helpers import (
@@ -480,7 +480,7 @@ def test_the_command_prints_a_table_and_json_and_exits_1_on_failure(
     command = [
         sys.executable,
         "-m",
-        "runtime.cli",
+        "runtime.cli.main",
         "doctor",
         "--mapping",
         str(path),

@@ -23,13 +23,13 @@ from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventR
 from confluent_kafka import Consumer, Producer, TopicPartition
 from moto import mock_aws
 
-from runtime.destinations import DeliveryError, FailureDestination, destination_for
-from runtime.failure_documents import Failure
+from runtime.definition.model import parse_mapping
+from runtime.destinations.documents import Failure
+from runtime.destinations.writers import DeliveryError, FailureDestination, destination_for
+from runtime.devtools.local_kafka import ClusterInfo
 from runtime.invokers import LocalHandlerInvoker
-from runtime.local_kafka import ClusterInfo
-from runtime.mapping import parse_mapping
-from runtime.metrics import Metric
-from runtime.poller import Poller, PollerOptions
+from runtime.observability.counters import Metric
+from runtime.pipeline.poller import Poller, PollerOptions
 from tests.kafka_helpers import consume
 from tests.poller_harness import FAST_RETRY, RecordingHandler, RunningPoller, committed, mapping_doc
 

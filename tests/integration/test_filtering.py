@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from runtime.local_kafka import ClusterInfo
-from runtime.metrics import Metric
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.observability.counters import Metric
 from tests.kafka_helpers import produce
 from tests.poller_harness import RecordingHandler, mapping_doc, running_poller, wait_committed
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo
 from tests.conftest import REPO_ROOT
 from tests.fake_invoke_api import FakeInvokeApi
 from tests.kafka_helpers import produce
@@ -60,7 +60,7 @@ def _imports(venv: Path, module: str) -> bool:
 
 
 def test_the_image_carries_the_poller_and_nothing_else(image_venv: Path) -> None:
-    assert _imports(image_venv, "runtime.poller")
+    assert _imports(image_venv, "runtime.pipeline.poller")
     assert _imports(image_venv, "confluent_kafka")
     for absent in ("aws_cdk", "constructs", "pytest", "moto", "hypothesis"):
         assert not _imports(image_venv, absent), f"{absent} must not be in the image"

@@ -16,7 +16,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from runtime.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo
 from tests.kafka_helpers import connection_error, consume, produce
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KAFKA_ESM_CACHE": str(REPO_ROOT / ".cache" / "kafka-esm")}
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "local-kafka", *args],
+        [sys.executable, "-m", "runtime.cli.main", "local-kafka", *args],
         capture_output=True,
         text=True,
         timeout=120,

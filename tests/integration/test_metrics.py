@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from runtime import status_command
-from runtime.local_kafka import ClusterInfo
-from runtime.metrics import Metric
-from runtime.metrics_publishers import ReportingOptions
-from runtime.poller import PollerOptions
-from runtime.scaling import ScalingPolicy
+from runtime.cli import status as status_command
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.observability.counters import Metric
+from runtime.observability.publishers import ReportingOptions
+from runtime.observability.scaling import ScalingPolicy
+from runtime.observability.status import POLLING, read_status_documents
+from runtime.pipeline.poller import PollerOptions
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
 from tests.poller_harness import (
@@ -73,10 +74,10 @@ def _mapping_documents(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _wait_for_state(status_dir: Path, state: str, idle: bool = False) -> None:
     deadline = time.monotonic() + 30
     while True:
-        documents, _ = status_command.read_status_documents(status_dir)
+        documents, _ = read_status_documents(status_dir)
         if documents and documents[0].state == state:
             activity = set(documents[0].partitions.values())
-            if not idle or activity == {status_command.POLLING}:
+            if not idle or activity == {POLLING}:
                 return
         assert time.monotonic() < deadline, f"no status document says {state}: {documents}"
         time.sleep(0.1)
@@ -205,7 +206,7 @@ def test_run_prints_emf_on_stdout_and_status_reads_its_state(
     produce(kafka.plaintext_config(), topic, [b"r%d" % i for i in range(10)])
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps(mapping_doc(kafka, topic, MaximumBatchingWindowInSeconds=0)))
-    base = [sys.executable, "-m", "runtime.cli"]
+    base = [sys.executable, "-m", "runtime.cli.main"]
     status_dir = str(tmp_path / "status")
     poller = subprocess.Popen(
         [

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from runtime.doctor import run_doctor
-from runtime.doctor_model import DoctorInputs
+from runtime.cli.launcher import InvokeTarget
+from runtime.definition.model import parse_mapping
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.doctor.model import DoctorInputs
+from runtime.doctor.report import run_doctor
 from runtime.invokers import LocalHandlerInvoker
-from runtime.launcher import InvokeTarget
-from runtime.local_kafka import ClusterInfo
-from runtime.mapping import parse_mapping
-from runtime.poller import Poller, PollerOptions
-from runtime.secured_source import SecuritySession
-from runtime.security import SecurityConfigError, SecurityOptions
+from runtime.pipeline.poller import Poller, PollerOptions
+from runtime.security.plan import SecurityConfigError, SecurityOptions
+from runtime.security.session import SecuritySession
 from tests.kafka_helpers import produce
 from tests.poller_harness import FAST_RETRY, RunningPoller
 from tests.security_helpers import (

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from runtime.event import MAX_PAYLOAD_BYTES
-from runtime.local_kafka import ClusterInfo
-from runtime.metrics import Metric
-from runtime.poller import PollerOptions
-from runtime.state import State
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.observability.counters import Metric
+from runtime.observability.state import State
+from runtime.pipeline.event import MAX_PAYLOAD_BYTES
+from runtime.pipeline.poller import PollerOptions
 from tests.kafka_helpers import produce
 from tests.poller_harness import (
     FAST_RETRY,

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaException
 
-from runtime.local_kafka import BrokerStartError, ClusterInfo, LocalKafka
-from runtime.local_kafka.settings import PLAINTEXT
-from runtime.metrics import Metric
+from runtime.devtools.local_kafka import BrokerStartError, ClusterInfo, LocalKafka
+from runtime.devtools.local_kafka.settings import PLAINTEXT
+from runtime.observability.counters import Metric
 from tests.conftest import REPO_ROOT
 from tests.delivery_ledger import (
     Ledger,

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from runtime.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo
 from tests.conftest import REPO_ROOT
 from tests.delivery_ledger import (
     LEDGER_ENV,
@@ -66,7 +66,7 @@ class _Run:
         command = [
             sys.executable,
             "-m",
-            "runtime.cli",
+            "runtime.cli.main",
             "run",
             "--mapping",
             str(mapping),

@@ -22,9 +22,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from runtime.destinations import destination_for
-from runtime.local_kafka import ClusterInfo
-from runtime.metrics import Metric
+from runtime.destinations.writers import destination_for
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.observability.counters import Metric
 from tests.delivery_ledger import Ledger, Row, Tally, env_float, env_int, held_back, report, tally
 from tests.fault_harness import Fleet, committed_offsets, wait_until
 from tests.kafka_helpers import produce

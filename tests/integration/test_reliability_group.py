@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from runtime.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo
 from tests.delivery_ledger import (
     Ledger,
     Row,

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, Producer
 
-from runtime.local_kafka import ClusterInfo
-from runtime.metrics import Metric
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.observability.counters import Metric
 from tests.poller_harness import (
     RecordingHandler,
     committed,

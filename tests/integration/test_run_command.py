@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
 from tests.poller_harness import committed, mapping_doc
@@ -25,7 +25,7 @@ def _start(mapping: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     command = [
         sys.executable,
         "-m",
-        "runtime.cli",
+        "runtime.cli.main",
         "run",
         "--mapping",
         str(mapping),
@@ -91,7 +91,7 @@ def test_an_invalid_mapping_does_not_start(tmp_path: Path) -> None:
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps({"FunctionName": "f", "Topics": ["t1"], "BatchSize": 0}))
     done = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "run", "--mapping", str(mapping)],
+        [sys.executable, "-m", "runtime.cli.main", "run", "--mapping", str(mapping)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

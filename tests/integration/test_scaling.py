@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaException, Producer
 
-from runtime.local_kafka import ClusterInfo
-from runtime.metrics_publishers import ReportingOptions
-from runtime.poller import PollerOptions
-from runtime.scaling import ScalingPolicy
-from runtime.status_command import read_status_documents
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.observability.publishers import ReportingOptions
+from runtime.observability.scaling import ScalingPolicy
+from runtime.observability.status import read_status_documents
+from runtime.pipeline.poller import PollerOptions
 from tests.kafka_helpers import produce
 from tests.poller_harness import (
     FAST_RETRY,

@@ -18,14 +18,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from runtime.definition.model import parse_mapping
+from runtime.devtools.local_kafka import ClusterInfo
 from runtime.invokers import LocalHandlerInvoker
-from runtime.local_kafka import ClusterInfo
-from runtime.mapping import parse_mapping
-from runtime.poller import Poller, PollerOptions
-from runtime.secrets import SecretReader
-from runtime.secured_source import SecuritySession
-from runtime.security import SecurityOptions
-from runtime.state import (
+from runtime.observability.state import (
     CLUSTER_FAILED_TO_AUTHORIZE,
     INVALID_CERTIFICATE_OR_KEY,
     LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
@@ -35,6 +31,10 @@ from runtime.state import (
     State,
     StateTransitionReason,
 )
+from runtime.pipeline.poller import Poller, PollerOptions
+from runtime.security.plan import SecurityOptions
+from runtime.security.secrets import SecretReader
+from runtime.security.session import SecuritySession
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
 from tests.poller_harness import FAST_RETRY, RecordingHandler, RunningPoller
@@ -253,7 +253,7 @@ def test_mtls_consumes_with_plain_pbes1_and_pbes2_keys(
 ) -> None:
     client = client_certificate_doc(secured_kafka, "admin", key_form)
     doc = _mtls(secured_kafka, tmp_path, names, client, ca=root_ca_doc(secured_kafka))
-    with caplog.at_level(logging.WARNING, logger="runtime.security"):
+    with caplog.at_level(logging.WARNING, logger="runtime.security.plan"):
         _consumes(doc, secured_kafka)
     pbes2_warnings = [r for r in caplog.records if "PBES2" in r.getMessage()]
     assert bool(pbes2_warnings) == (key_form == "pbes2")  # AWS's poller would refuse it
@@ -346,7 +346,7 @@ def _kafka_esm_run(mapping: Path, *extra: str) -> subprocess.CompletedProcess[st
     command = [
         sys.executable,
         "-m",
-        "runtime.cli",
+        "runtime.cli.main",
         "run",
         "--mapping",
         str(mapping),

@@ -8,20 +8,18 @@ B key derivation + 3DES-CBC): the scheme `openssl pkcs8 -topk8 -v1 PBE-SHA1-3DES
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives import hashes, padding, serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from cryptography.x509.oid import NameOID
+
+from runtime.devtools.pbes1 import encrypt_pkcs8_pbes1
 
 NOT_BEFORE = datetime(2024, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2034, 1, 1, tzinfo=UTC)
@@ -140,40 +138,7 @@ def pkcs8_pbes1(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    salt = os.urandom(8)
-    des_key = _pkcs12_kdf(password, salt, purpose=1, iterations=iterations, size=24)
-    iv = _pkcs12_kdf(password, salt, purpose=2, iterations=iterations, size=8)
-    padder = padding.PKCS7(64).padder()
-    padded = padder.update(plain) + padder.finalize()
-    encryptor = Cipher(TripleDES(des_key), modes.CBC(iv)).encryptor()
-    encrypted = encryptor.update(padded) + encryptor.finalize()
-    params = der_sequence(der_octets(salt), der_integer(iterations))
-    return encrypted_key_pem(PBES1_3DES_OID, encrypted, params)
-
-
-def _pkcs12_kdf(password: str, salt: bytes, *, purpose: int, iterations: int, size: int) -> bytes:
-    """RFC 7292 appendix B.2 with SHA-1 (u = 20, v = 64)."""
-    block = 64
-    secret = password.encode("utf-16-be") + b"\x00\x00"
-    text = _fill(salt, block) + _fill(secret, block)
-    out = b""
-    while len(out) < size:
-        digest = hashlib.sha1(bytes([purpose]) * block + text).digest()
-        for _ in range(iterations - 1):
-            digest = hashlib.sha1(digest).digest()
-        out += digest
-        addend = int.from_bytes((digest * 4)[:block], "big") + 1
-        chunks = [text[i : i + block] for i in range(0, len(text), block)]
-        text = b"".join(
-            ((int.from_bytes(c, "big") + addend) % (1 << (8 * block))).to_bytes(block, "big")
-            for c in chunks
-        )
-    return out[:size]
-
-
-def _fill(data: bytes, block: int) -> bytes:
-    length = block * -(-len(data) // block)
-    return (data * (length // max(len(data), 1) + 1))[:length]
+    return encrypt_pkcs8_pbes1(plain, password, iterations)
 
 
 # --- DER, enough to write an EncryptedPrivateKeyInfo ----------------------------------

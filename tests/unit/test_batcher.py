@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.batcher import Batcher
-from runtime.event import PayloadBuilder, encode_record
-from runtime.records import Record
+from runtime.pipeline.batcher import Batcher
+from runtime.pipeline.event import PayloadBuilder, encode_record
+from runtime.pipeline.records import Record
 
 SERVERS = ("b1:9092",)
 

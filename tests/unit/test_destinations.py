@@ -14,19 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from runtime.batcher import Batch
-from runtime.destinations import (
-    DeliveryError,
-    KafkaDestination,
-    S3Destination,
-    SnsDestination,
-    SqsDestination,
-    deliver_until_accepted,
-    destination_for,
-    producer_settings,
-)
-from runtime.event import encode_record
-from runtime.failure_documents import (
+from runtime.definition.model import parse_mapping
+from runtime.destinations.documents import (
     DocumentContext,
     Failure,
     failure_document,
@@ -36,13 +25,24 @@ from runtime.failure_documents import (
     records_info,
     s3_object_key,
 )
-from runtime.failures import Condition, FailurePolicy, RetryBackoff
+from runtime.destinations.writers import (
+    DeliveryError,
+    KafkaDestination,
+    S3Destination,
+    SnsDestination,
+    SqsDestination,
+    deliver_until_accepted,
+    destination_for,
+    producer_settings,
+)
 from runtime.invokers import ErrorKind, InvokeResult
-from runtime.mapping import parse_mapping
-from runtime.metrics import Counters, Metric
-from runtime.processor import BatchProcessor
-from runtime.records import Record
-from runtime.state import MappingStatus
+from runtime.observability.counters import Counters, Metric
+from runtime.observability.state import MappingStatus
+from runtime.pipeline.batcher import Batch
+from runtime.pipeline.event import encode_record
+from runtime.pipeline.failures import Condition, FailurePolicy, RetryBackoff
+from runtime.pipeline.processor import BatchProcessor
+from runtime.pipeline.records import Record
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

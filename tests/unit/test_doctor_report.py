@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from runtime.doctor import STEPS, Step, run_doctor
-from runtime.doctor_checks import check_configuration, check_function
-from runtime.doctor_model import CheckResult, DoctorInputs, DoctorReport, Findings, Status
-from runtime.launcher import InvokeTarget
+from runtime.cli.launcher import InvokeTarget
+from runtime.doctor.checks import check_configuration, check_function
+from runtime.doctor.model import CheckResult, DoctorInputs, DoctorReport, Findings, Status
+from runtime.doctor.report import STEPS, Step, run_doctor
 from tests.unit.pki_factory import make_pki, pkcs8, pkcs8_pbes2
 
 PASSWORD = "k3y-Pa55word"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from runtime.event import (
+from runtime.pipeline.event import (
     MAX_PAYLOAD_BYTES,
     EventEncodingError,
     PayloadBuilder,
@@ -25,7 +25,7 @@ from runtime.event import (
     build_event,
     encode_record,
 )
-from runtime.records import Record, TimestampType
+from runtime.pipeline.records import Record, TimestampType
 
 SERVERS = ["b-1.example:9092", "b-2.example:9092"]
 INT64 = (-(2**63), 2**63 - 1)
@@ -478,7 +478,7 @@ def test_invalid_records_name_the_field_and_the_rule(change: dict[str, Any], mes
 
 def test_something_that_is_not_a_record_is_named() -> None:
     with pytest.raises(
-        EventEncodingError, match=r"record must be a runtime\.records\.Record, got dict"
+        EventEncodingError, match=r"record must be a runtime\.pipeline\.records\.Record, got dict"
     ):
         encode_record({"topic": "t"})  # type: ignore[arg-type]
 

@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 
-from runtime.failures import (
+from runtime.definition.model import parse_mapping
+from runtime.invokers import ErrorKind, InvokeResult
+from runtime.observability.state import StateTransitionReason
+from runtime.pipeline.failures import (
     Condition,
     FailurePolicy,
     RetryBackoff,
@@ -14,10 +17,7 @@ from runtime.failures import (
     is_function_error,
     stop_for,
 )
-from runtime.invokers import ErrorKind, InvokeResult
-from runtime.mapping import parse_mapping
-from runtime.records import Record
-from runtime.state import StateTransitionReason
+from runtime.pipeline.records import Record
 
 NOW_MS = 1_700_000_000_000
 

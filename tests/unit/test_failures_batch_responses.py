@@ -16,9 +16,9 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
 
-from runtime.batch_responses import BatchResponseError, lowest_failed_offsets
-from runtime.event import build_event
-from runtime.records import Record
+from runtime.pipeline.batch_responses import BatchResponseError, lowest_failed_offsets
+from runtime.pipeline.event import build_event
+from runtime.pipeline.records import Record
 
 SENT = {"orders-0": {3, 4, 5, 6}, "orders-1": {10, 11}}
 

@@ -16,18 +16,18 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor as PowertoolsPr
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
 
-from runtime.batcher import Batch, PartitionId
-from runtime.destinations import DeliveryError
-from runtime.event import encode_record
-from runtime.failure_documents import Failure
-from runtime.failures import Condition, FailurePolicy, RetryBackoff
+from runtime.definition.model import parse_mapping
+from runtime.destinations.documents import Failure
+from runtime.destinations.writers import DeliveryError
 from runtime.invokers import ErrorKind, InvokeResult
 from runtime.invokers.result import reply_result
-from runtime.mapping import parse_mapping
-from runtime.metrics import Counters, Metric
-from runtime.processor import BatchOutcome, BatchProcessor, offset_ranges
-from runtime.records import Record
-from runtime.state import MappingStatus, StateTransitionReason
+from runtime.observability.counters import Counters, Metric
+from runtime.observability.state import MappingStatus, StateTransitionReason
+from runtime.pipeline.batcher import Batch, PartitionId
+from runtime.pipeline.event import encode_record
+from runtime.pipeline.failures import Condition, FailurePolicy, RetryBackoff
+from runtime.pipeline.processor import BatchOutcome, BatchProcessor, offset_ranges
+from runtime.pipeline.records import Record
 
 NOW_MS = 1_700_000_000_000
 SERVERS = ("b-1:9092",)

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from runtime.filters import (
+from runtime.definition.filters import (
     ABSENT,
     MAX_FILTERS,
     MAX_FILTERS_WITH_QUOTA_INCREASE,
@@ -35,7 +35,7 @@ from runtime.filters import (
     decode_value,
     validate_pattern,
 )
-from runtime.records import Record
+from runtime.pipeline.records import Record
 
 
 def js(document: Any) -> bytes:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from runtime.filters import FilterPatternError, compile_filters, validate_pattern
+from runtime.definition.filters import FilterPatternError, compile_filters, validate_pattern
 
 OPERATORS = [
     "prefix",

@@ -7,7 +7,7 @@ import base64
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.local_kafka.broker import _cluster_id
+from runtime.devtools.local_kafka.broker import _cluster_id
 
 UUID_BYTES = st.binary(min_size=16, max_size=16)
 

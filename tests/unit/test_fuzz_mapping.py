@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from runtime.mapping import (
+from runtime.definition.model import (
     ENV_VAR,
     EventSourceMapping,
     MappingLoadError,

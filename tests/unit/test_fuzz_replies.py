@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from runtime.batch_responses import BatchResponseError, lowest_failed_offsets
 from runtime.invokers import ErrorKind, LocalHandlerInvoker
 from runtime.invokers.result import reply_result
+from runtime.pipeline.batch_responses import BatchResponseError, lowest_failed_offsets
 
 SENT: dict[str, set[int]] = {"orders-0": {10, 11, 12, 13}, "orders-3": {7}}
 

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime import secret_checks as sc
-from runtime.secret_checks import (
+from runtime.security import secret_checks as sc
+from runtime.security.secret_checks import (
     CLIENT_CERTIFICATE_TLS_AUTH,
     SERVER_ROOT_CA_CERTIFICATE,
     check_secret,

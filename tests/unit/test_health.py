@@ -7,8 +7,9 @@ import io
 import time
 from pathlib import Path
 
-from runtime import health
-from runtime.state import State, StateTransitionReason, StatusSnapshot
+from runtime.cli import health as health_command
+from runtime.observability import health
+from runtime.observability.state import State, StateTransitionReason, StatusSnapshot
 
 RUNNING = StatusSnapshot(State.ENABLED, StateTransitionReason.USER_ACTION, "OK")
 
@@ -56,9 +57,9 @@ def test_health_command_exit_codes(tmp_path: Path) -> None:
     path = tmp_path / "hb.json"
     out = io.StringIO()
     args = argparse.Namespace(file=path, max_age=60.0)
-    assert health.run(args, out) == 1
+    assert health_command.run(args, out) == 1
     health.Heartbeat(path).beat(RUNNING)
-    assert health.run(args, out) == 0
+    assert health_command.run(args, out) == 0
     assert out.getvalue().splitlines() == [
         f"unhealthy: no readable heartbeat at {path}",
         "healthy: Enabled, heartbeat 0 s old",

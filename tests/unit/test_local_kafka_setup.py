@@ -9,10 +9,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from runtime.local_kafka import jars
-from runtime.local_kafka.broker import _server_properties
-from runtime.local_kafka.pbes1 import PBE_SHA1_3DES_OID
-from runtime.local_kafka.pki import write_local_pki
+from runtime.devtools.local_kafka import jars
+from runtime.devtools.local_kafka.broker import _server_properties
+from runtime.devtools.pbes1 import PBE_SHA1_3DES_OID
+from runtime.devtools.pki import write_local_pki
 
 PBES2_OID = "1.2.840.113549.1.5.13"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from runtime import filters
-from runtime.mapping import (
+from runtime.definition import filters
+from runtime.definition.model import (
     ENV_VAR,
     AclOperation,
     AclRequirement,

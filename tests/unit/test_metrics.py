@@ -7,8 +7,8 @@ import threading
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.mapping_vocabulary import EsmMetric
-from runtime.metrics import CommitTally, Counters, Metric
+from runtime.definition.vocabulary import EsmMetric
+from runtime.observability.counters import CommitTally, Counters, Metric
 
 P0 = ("orders", 0)
 P1 = ("orders", 1)

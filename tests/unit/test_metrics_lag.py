@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from runtime.lag import LagReader, LagReadError, admin_settings, offset_lag
-from runtime.mapping import parse_mapping
+from runtime.definition.model import parse_mapping
+from runtime.observability.lag import LagReader, LagReadError, admin_settings, offset_lag
 
 
 def _mapping(**fields: Any) -> Any:

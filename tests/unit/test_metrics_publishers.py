@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from runtime.lag import LagReadError, LagSnapshot, PartitionLag
-from runtime.mapping import parse_mapping
-from runtime.metrics import Counters, Metric
-from runtime.metrics_publishers import (
+from runtime.definition.model import parse_mapping
+from runtime.observability.counters import Counters, Metric
+from runtime.observability.lag import LagReadError, LagSnapshot, PartitionLag
+from runtime.observability.publishers import (
     DESIRED_POLLER_COUNT,
     EmfPublisher,
     MetricsReport,
@@ -23,9 +23,9 @@ from runtime.metrics_publishers import (
     emf_documents,
     prometheus_name,
 )
-from runtime.scaling import ScalingPolicy
-from runtime.state import MappingStatus, State
-from runtime.status_command import INVOKING, POLLING, read_status_documents
+from runtime.observability.scaling import ScalingPolicy
+from runtime.observability.state import MappingStatus, State
+from runtime.observability.status import INVOKING, POLLING, read_status_documents
 
 _UNITS = {"Count", "None", "Seconds", "Milliseconds", "Bytes", "Count/Second"}
 
@@ -304,7 +304,7 @@ def test_prometheus_serves_live_counts_state_and_the_last_lag(tmp_path: Path) ->
     pytest.importorskip("prometheus_client")
     from prometheus_client import generate_latest
 
-    from runtime.metrics_publishers import PrometheusPublisher
+    from runtime.observability.publishers import PrometheusPublisher
 
     counters, status = Counters(), MappingStatus()
     mapping = _mapping()

@@ -10,18 +10,23 @@ from typing import Any, ClassVar
 
 import pytest
 
-from runtime import status_command
-from runtime.lag import GroupMember, GroupView, LagReadError, LagSnapshot, PartitionLag
-from runtime.mapping import parse_mapping
-from runtime.scaling import ScalingPolicy
-from runtime.status_command import (
+from runtime.cli import status as status_command
+from runtime.cli.status import partition_rows, render
+from runtime.definition.model import parse_mapping
+from runtime.observability.lag import (
+    GroupMember,
+    GroupView,
+    LagReadError,
+    LagSnapshot,
+    PartitionLag,
+)
+from runtime.observability.scaling import ScalingPolicy
+from runtime.observability.status import (
     INVOKING,
     POLLING,
     StatusDocument,
     StatusDocumentError,
-    partition_rows,
     read_status_documents,
-    render,
     status_path,
     write_status_document,
 )

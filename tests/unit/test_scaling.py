@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy, desired_pollers
+from runtime.observability.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy, desired_pollers
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime import secret_checks as sc
-from runtime.secret_checks import (
+from runtime.security import secret_checks as sc
+from runtime.security.secret_checks import (
     BASIC_AUTH,
     CLIENT_CERTIFICATE_TLS_AUTH,
     INVALID_CERTIFICATE_OR_KEY,

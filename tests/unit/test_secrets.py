@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 from cryptography.hazmat.primitives import serialization
 from moto import mock_aws
 
-from runtime.secret_checks import (
+from runtime.security.secret_checks import (
     BASIC_AUTH,
     CLIENT_CERTIFICATE_TLS_AUTH,
     INVALID_CERTIFICATE_OR_KEY,
@@ -26,7 +26,7 @@ from runtime.secret_checks import (
     SERVER_ROOT_CA_CERTIFICATE,
     check_secret,
 )
-from runtime.secrets import (
+from runtime.security.secrets import (
     ClientCertificate,
     ClientTlsMaterial,
     RootCertificate,

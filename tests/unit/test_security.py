@@ -9,20 +9,20 @@ from typing import Any, ClassVar
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from runtime.cli.launcher import InvokeTarget, LaunchOptions, build_poller
+from runtime.definition.model import EventSourceMapping, parse_mapping
 from runtime.invokers import LocalHandlerInvoker
-from runtime.launcher import InvokeTarget, LaunchOptions, build_poller
-from runtime.mapping import EventSourceMapping, parse_mapping
-from runtime.poller import Poller
-from runtime.secret_checks import CLIENT_CERTIFICATE_TLS_AUTH, check_secret
-from runtime.secrets import (
-    SecretAccessDeniedError,
-    SecretInvalidError,
-    SecretNotFoundError,
-    SecretReader,
-    SecretReadError,
+from runtime.observability.state import (
+    INVALID_CERTIFICATE_OR_KEY,
+    LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
+    SASL_AUTHENTICATION_FAILED,
+    SERVER_FAILED_TO_AUTHENTICATE,
+    MappingStopped,
+    State,
+    StateTransitionReason,
 )
-from runtime.secured_source import ROTATION_GRACE_S, SecuritySession
-from runtime.security import (
+from runtime.pipeline.poller import Poller
+from runtime.security.plan import (
     ALLOW_INSECURE_SASL_ENV,
     AuthMethod,
     SecurityConfigError,
@@ -33,15 +33,15 @@ from runtime.security import (
     resolve_security,
     secret_failure,
 )
-from runtime.state import (
-    INVALID_CERTIFICATE_OR_KEY,
-    LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
-    SASL_AUTHENTICATION_FAILED,
-    SERVER_FAILED_TO_AUTHENTICATE,
-    MappingStopped,
-    State,
-    StateTransitionReason,
+from runtime.security.secret_checks import CLIENT_CERTIFICATE_TLS_AUTH, check_secret
+from runtime.security.secrets import (
+    SecretAccessDeniedError,
+    SecretInvalidError,
+    SecretNotFoundError,
+    SecretReader,
+    SecretReadError,
 )
+from runtime.security.session import ROTATION_GRACE_S, SecuritySession
 from tests.unit.pki_factory import make_pki, pem, pkcs8, pkcs8_pbes2
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka"

@@ -1,0 +1,63 @@
+"""``kafka-esm``: the command line of the poller and of the local cluster.
+
+Each sub-command lives in its own module with two functions, ``add_arguments(parser)``
+and ``run(args) -> exit code``; this module only lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from runtime.cli import devtools, health, status
+from runtime.cli import doctor as doctor_command
+from runtime.cli import run as run_command
+
+demo = devtools.load("demo", "demo")
+local_kafka_commands = devtools.load("local_kafka.commands", "local-kafka")
+
+
+class Command(Protocol):
+    """What a sub-command module provides."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser, /) -> None:
+        """Register the sub-command's flags."""
+
+    def run(self, args: argparse.Namespace, /) -> int:
+        """Carry it out; return the exit code."""
+
+
+COMMANDS: tuple[tuple[str, str, Command], ...] = (
+    ("run", "run a mapping definition: poll Kafka, invoke the function", run_command),
+    ("demo", "local Kafka + sample records + a mapping with a sample handler", demo),
+    ("doctor", "preflight a mapping: network, TLS, sign-in, ACLs, topic, group, function",
+     doctor_command),
+    ("status", "live table: per-partition offsets, lag, records/s, state", status),
+    ("health", "exit 0 when the poller's heartbeat is fresh (container HEALTHCHECK)", health),
+    ("local-kafka", "a real local Apache Kafka for development and tests", local_kafka_commands),
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree; each sub-command's module registers its own flags."""
+    parser = argparse.ArgumentParser(
+        prog="kafka-esm",
+        description="Lambda's self-managed Kafka event source mapping, run anywhere.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, summary, module in COMMANDS:
+        module.add_arguments(commands.add_parser(name, help=summary, description=summary))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kafka-esm`` console script."""
+    args = build_parser().parse_args(argv)
+    module = next(module for name, _, module in COMMANDS if name == args.command)
+    return module.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

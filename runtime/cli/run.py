@@ -1,0 +1,137 @@
+"""``kafka-esm run``: run one mapping definition until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from runtime.cli.launcher import InvokeTarget, LaunchOptions, build_poller, run_until_signalled
+from runtime.cli.options import (
+    add_consumer_config_argument,
+    add_invoke_target_arguments,
+    add_mapping_argument,
+    parse_settings,
+)
+from runtime.definition.model import MappingLoadError, MappingValidationError, load_mapping
+from runtime.invokers import MAX_TIMEOUT_S
+from runtime.observability.logs import configure_logging
+from runtime.observability.publishers import DEFAULT_NAMESPACE, ReportingOptions
+from runtime.observability.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
+from runtime.observability.state import MappingStopped, StateTransitionReason
+from runtime.pipeline.poller import PollerOptions
+
+CONFIG_NOT_VALID_EXIT = 2
+MAPPING_STOPPED_EXIT = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``kafka-esm run``."""
+    add_mapping_argument(parser)
+    add_invoke_target_arguments(parser)
+    parser.add_argument(
+        "--function-timeout",
+        type=float,
+        default=MAX_TIMEOUT_S,
+        help="seconds one invocation may take (at most 840)",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=PollerOptions.max_concurrency,
+        help="batches in flight at once, one per partition at most",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=PollerOptions.drain_timeout_s,
+        help="seconds in-flight batches may finish after a stop signal",
+    )
+    add_consumer_config_argument(parser)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    _add_reporting_arguments(parser)
+
+
+def _add_reporting_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("metrics, status and scaling")
+    group.add_argument(
+        "--metrics",
+        choices=["emf", "none"],
+        default="emf",
+        help="'emf': CloudWatch Embedded Metric Format lines on stdout (default)",
+    )
+    group.add_argument("--metrics-namespace", default=DEFAULT_NAMESPACE, help="EMF namespace")
+    group.add_argument(
+        "--metrics-interval",
+        type=float,
+        default=ReportingOptions.interval_s,
+        help="seconds between lag readings and metric publications (default 60)",
+    )
+    group.add_argument(
+        "--lag-per-poller",
+        type=int,
+        default=DEFAULT_LAG_PER_POLLER,
+        help="DesiredPollerCount = ceil(total lag / this), at most the partition count",
+    )
+    group.add_argument(
+        "--prometheus-port", type=int, help="serve Prometheus metrics on this port (local use)"
+    )
+    group.add_argument(
+        "--prometheus-addr", default="127.0.0.1", help="address of the Prometheus endpoint"
+    )
+    group.add_argument(
+        "--status-dir",
+        type=Path,
+        help="where the status document for 'kafka-esm status' goes"
+        " (default: <tmp>/kafka-esm/<mapping UUID>)",
+    )
+
+
+def _reporting(args: argparse.Namespace) -> ReportingOptions:
+    return ReportingOptions(
+        interval_s=args.metrics_interval,
+        scaling=ScalingPolicy(args.lag_per_poller),
+        emf=args.metrics == "emf",
+        emf_namespace=args.metrics_namespace,
+        prometheus_port=args.prometheus_port,
+        prometheus_addr=args.prometheus_addr,
+        status_dir=args.status_dir,
+    )
+
+
+def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
+    """Load, validate and run the mapping; return the exit code."""
+    configure_logging(args.log_level)
+    try:
+        mapping = load_mapping(args.mapping)
+    except (MappingLoadError, MappingValidationError) as exc:
+        print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
+        return CONFIG_NOT_VALID_EXIT
+    try:
+        overrides = parse_settings(args.consumer_config)
+        options = LaunchOptions(
+            InvokeTarget(
+                args.handler,
+                args.endpoint_url,
+                args.endpoint_kind,
+                args.qualifier,
+                args.region,
+                args.function_timeout,
+            ),
+            PollerOptions(
+                max_concurrency=args.max_concurrency,
+                drain_timeout_s=args.drain_timeout,
+                reporting=_reporting(args),
+            ),
+        )
+        poller = build_poller(mapping, options, overrides)
+    except ValueError as exc:
+        print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
+        return CONFIG_NOT_VALID_EXIT
+    try:
+        run_until_signalled(poller)
+    except MappingStopped as stopped:
+        print(f"{stopped.reason.value}: {stopped.result}", file=err)
+        return MAPPING_STOPPED_EXIT
+    return 0

@@ -1,0 +1,137 @@
+"""``kafka-esm local-kafka up | down | status``: the local cluster as a product feature."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from runtime.devtools.local_kafka import jars
+from runtime.devtools.local_kafka.broker import LocalKafka
+from runtime.devtools.local_kafka.settings import PLAINTEXT, SASL_SSL, SSL, SUPER_USER, ClusterInfo
+
+NOT_RUNNING_EXIT = 3
+"""``status`` exit code when no broker runs (as ``systemctl status`` does)."""
+
+
+def default_home() -> Path:
+    """Where ``up`` keeps the cluster: beside the jar cache, git-ignored."""
+    return jars.default_cache_dir() / "local-cluster"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``local-kafka`` sub-commands."""
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status}")
+    for name, summary in (
+        ("up", "fetch (once), format and start a local broker; print how to reach it"),
+        ("down", "stop the local broker (SIGTERM, wait, then SIGKILL)"),
+        ("status", "say whether the local broker runs and where"),
+    ):
+        action = actions.add_parser(name, help=summary, description=summary)
+        action.add_argument(
+            "--home",
+            type=Path,
+            default=None,
+            help="cluster folder (default: .cache/kafka-esm/local-cluster)",
+        )
+        action.add_argument(
+            "--json", action="store_true", help="print the listeners as JSON (no passwords)"
+        )
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Carry out ``args.action``; return the process exit code."""
+    broker = LocalKafka(args.home or default_home())
+    if args.action == "up":
+        return _up(broker, args.json, out)
+    if args.action == "down":
+        stopped = broker.stop()
+        print("local Kafka stopped" if stopped else "no local Kafka was running", file=out)
+        return 0
+    return _status(broker, args.json, out)
+
+
+def _up(broker: LocalKafka, as_json: bool, out: TextIO) -> int:
+    info = broker.info() if broker.is_running() else None
+    started = time.monotonic()
+    if info is None:
+        if not jars.is_cached(broker.cache_dir):
+            print(
+                f"fetching Apache Kafka {jars.KAFKA_VERSION} into {broker.cache_dir} (once)",
+                file=sys.stderr,
+            )
+        info = broker.start()
+        write_client_properties(info, broker.home)
+        headline = f"ready in {time.monotonic() - started:.1f} s"
+    else:
+        headline = "already running"
+    _describe(info, broker.home, headline, as_json, out)
+    return 0
+
+
+def _status(broker: LocalKafka, as_json: bool, out: TextIO) -> int:
+    info = broker.info() if broker.is_running() else None
+    if info is None:
+        print("no local Kafka is running" if not as_json else '{"running": false}', file=out)
+        return NOT_RUNNING_EXIT
+    _describe(info, broker.home, "running", as_json, out)
+    return 0
+
+
+def _describe(info: ClusterInfo, home: Path, headline: str, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        public = {
+            "running": True,
+            "pid": info.pid,
+            "version": info.version,
+            "listeners": info.listeners,
+            "pki": info.pki_root,
+            "client_properties": {
+                n: str(home / f"client-{n.lower()}.properties") for n in info.listeners
+            },
+        }
+        print(json.dumps(public, indent=2), file=out)
+        return
+    print(f"local Apache Kafka {info.version} (pid {info.pid}): {headline}", file=out)
+    print(
+        f"  {PLAINTEXT:<10} {info.address(PLAINTEXT):<16} no authentication (super user)", file=out
+    )
+    print(
+        f"  {SASL_SSL:<10} {info.address(SASL_SSL):<16} PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; "
+        f"users {', '.join(info.passwords)} ({SUPER_USER} is a super user)",
+        file=out,
+    )
+    print(
+        f"  {SSL:<10} {info.address(SSL):<16} mutual TLS; client certificates CN=alice, "
+        "CN=admin (trusted), CN=mallory (unrelated CA)",
+        file=out,
+    )
+    print("client settings (confluent-kafka / librdkafka), passwords in the files:", file=out)
+    for name in info.listeners:
+        settings = " ".join(f"{k}={_mask(k, v)}" for k, v in _client_settings(info, name).items())
+        print(f"  {home / f'client-{name.lower()}.properties'}\n    {settings}", file=out)
+    print("ACLs are enforced on SASL_SSL and SSL. Stop with: kafka-esm local-kafka down", file=out)
+
+
+def write_client_properties(info: ClusterInfo, home: Path) -> None:
+    """One ready-to-use properties file per listener (mode 0600: they hold passwords)."""
+    for name in info.listeners:
+        path = home / f"client-{name.lower()}.properties"
+        body = "".join(f"{k}={v}\n" for k, v in _client_settings(info, name).items())
+        path.write_text(body, encoding="utf-8")
+        path.chmod(0o600)
+
+
+def _client_settings(info: ClusterInfo, listener: str) -> dict[str, str]:
+    if listener == SASL_SSL:
+        return info.sasl_config("alice")
+    if listener == SSL:
+        return info.mtls_config("alice")
+    return info.plaintext_config()
+
+
+def _mask(key: str, value: str) -> str:
+    return "***" if "password" in key else value

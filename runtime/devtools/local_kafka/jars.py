@@ -1,0 +1,94 @@
+"""Fetch a pinned Apache Kafka broker from Maven Central, once.
+
+The jars land in a cache folder (git-ignored); a marker file written last makes a
+half-finished download count as missing, so the next start fetches again instead
+of launching a broker with a partial classpath.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+"""The Apache Kafka release the local cluster runs (KRaft only, Java 17+)."""
+
+LOG4J_VERSION = "2.24.3"
+"""The log4j2 release the broker's POM brings; its SLF4J 1.7 binding is added to match."""
+
+_RECIPE = 2
+"""Bumped whenever the fetched set changes, so an older cache is not taken as complete."""
+
+_COMPLETE_MARKER = ".complete"
+
+
+class BrokerFetchError(RuntimeError):
+    """Maven could not resolve the broker jars."""
+
+
+def default_cache_dir() -> Path:
+    """``$KAFKA_ESM_CACHE`` or ``./.cache/kafka-esm`` (git-ignored in this repository)."""
+    return Path(os.environ.get("KAFKA_ESM_CACHE", ".cache/kafka-esm")).resolve()
+
+
+def libs_dir(cache_dir: Path, version: str = KAFKA_VERSION) -> Path:
+    """The folder that holds the broker's classpath for ``version``."""
+    return cache_dir / f"kafka-{version}-r{_RECIPE}" / "libs"
+
+
+def is_cached(cache_dir: Path, version: str = KAFKA_VERSION) -> bool:
+    """True when a complete set of jars for ``version`` is already in the cache."""
+    return (libs_dir(cache_dir, version) / _COMPLETE_MARKER).is_file()
+
+
+def ensure_broker_jars(cache_dir: Path | None = None, version: str = KAFKA_VERSION) -> Path:
+    """Return the classpath folder, downloading the jars only if they are not cached."""
+    cache_dir = cache_dir or default_cache_dir()
+    target = libs_dir(cache_dir, version)
+    if is_cached(cache_dir, version):
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerFetchError(
+            "Maven ('mvn') is needed once to fetch the Kafka broker jars into "
+            f"{target}; install Maven 3.8+ or put the jars there yourself"
+        )
+    _download(mvn, target, version)
+    return target
+
+
+def _download(mvn: str, target: Path, version: str) -> None:
+    pom_text = (
+        resources.files("runtime.devtools.local_kafka")
+        .joinpath("kafka-fetch-pom.xml")
+        .read_text(encoding="utf-8")
+        .replace("@KAFKA_VERSION@", version)
+        .replace("@LOG4J_VERSION@", LOG4J_VERSION)
+    )
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kafka-fetch-") as work:
+        pom = Path(work) / "pom.xml"
+        pom.write_text(pom_text, encoding="utf-8")
+        command = [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={target}",
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
+        raise BrokerFetchError(
+            f"mvn could not fetch org.apache.kafka:kafka_2.13:{version}:\n" + "\n".join(tail)
+        )
+    (target / _COMPLETE_MARKER).write_text(version, encoding="utf-8")

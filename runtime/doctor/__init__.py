@@ -1,0 +1,1 @@
+"""``kafka-esm doctor``: the checks a connection goes through, and their report."""

@@ -1,0 +1,178 @@
+"""What ``kafka-esm doctor`` works with and reports: inputs, findings, results, the table.
+
+Every text here comes from mapping fields, broker answers and secret *checks*; none
+ever holds a secret value, so the report is safe to print, log and paste.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from runtime.cli.launcher import InvokeTarget
+from runtime.definition.model import EventSourceMapping
+from runtime.observability.state import MappingStopped
+from runtime.security.plan import SecurityOptions, SecurityPlan
+from runtime.security.secrets import SecretReader
+
+__all__ = [
+    "CheckResult",
+    "DoctorInputs",
+    "DoctorReport",
+    "Findings",
+    "Status",
+    "aws_error",
+]
+
+NO_AWS_ERROR = "-"
+
+
+class Status(StrEnum):
+    """A check's outcome; only FAIL makes the doctor exit non-zero."""
+
+    PASS = "pass"  # noqa: S105 - a check outcome, not a password
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+def aws_error(stopped: MappingStopped) -> str:
+    """``<StateTransitionReason>: PROBLEM: <message>``, as GetEventSourceMapping shows them."""
+    return f"{stopped.reason.value}: {stopped.result}"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One row of the report."""
+
+    step: int
+    check: str
+    status: Status
+    detail: str
+    aws_error: str | None = None
+    """What AWS would report for this problem (None: nothing, or not a problem)."""
+    fix: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as JSON (camelCase, like AWS's API)."""
+        return {
+            "step": self.step,
+            "check": self.check,
+            "status": self.status.value,
+            "detail": self.detail,
+            "awsError": self.aws_error,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class DoctorInputs:
+    """What the user gave: the mapping, how to reach the function, local options."""
+
+    mapping_path: Path | None
+    target: InvokeTarget = field(default_factory=InvokeTarget)
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    security: SecurityOptions = field(default_factory=SecurityOptions)
+    timeout_s: float = 10.0
+    """Upper bound of each network probe."""
+    reader: SecretReader | None = None
+    env: Mapping[str, str] | None = None
+    """Where ``KAFKA_ESM_MAPPING`` is read when ``mapping_path`` is None (default: os.environ)."""
+
+
+@dataclass
+class Findings:
+    """What earlier checks learnt and later ones use."""
+
+    mapping: EventSourceMapping | None = None
+    plan: SecurityPlan | None = None
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)
+    """librdkafka security settings and the user's overrides (holds secrets: never print)."""
+    principal: str | None = None
+    reachable: list[str] = field(default_factory=list)
+    broker_id: int | None = None
+    topic_partitions: int | None = None
+    topic_missing: bool = False
+    group_state: str | None = None
+    group_members: int = 0
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """All rows, in check order."""
+
+    source: str
+    results: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed (warnings and skips alone do not fail)."""
+        return not any(r.status is Status.FAIL for r in self.results)
+
+    def count(self, status: Status) -> int:
+        """How many rows have ``status``."""
+        return sum(r.status is status for r in self.results)
+
+    def to_json(self) -> str:
+        """The report as one JSON document."""
+        document = {
+            "mapping": self.source,
+            "ok": self.ok,
+            "checks": [r.to_json() for r in self.results],
+        }
+        return json.dumps(document, indent=2)
+
+    def render(self, width: int | None = None) -> str:
+        """The report as a text table: step, check, result, AWS error, fix."""
+        total = width or min(max(shutil.get_terminal_size((132, 24)).columns, 120), 160)
+        rows = [
+            (
+                str(r.step),
+                r.check,
+                f"{r.status.value.upper()}  {r.detail}",
+                r.aws_error or NO_AWS_ERROR,
+                r.fix or NO_AWS_ERROR,
+            )
+            for r in self.results
+        ]
+        header = ("#", "CHECK", "RESULT", "AWS ERROR", "FIX")
+        lines = [f"kafka-esm doctor: {self.source}", ""]
+        lines += _table(header, rows, _widths(total))
+        lines += ["", self._summary()]
+        return "\n".join(lines)
+
+    def _summary(self) -> str:
+        failed, warned = self.count(Status.FAIL), self.count(Status.WARN)
+        verdict = "FAILED" if failed else "OK"
+        return f"{verdict}: {failed} failed, {warned} warnings, {self.count(Status.PASS)} passed"
+
+
+def _widths(total: int) -> tuple[int, ...]:
+    fixed = 1 + 20 + 4 * 2  # step, check, gaps
+    free = max(total - fixed, 60)
+    result, aws = free * 3 // 8, max(free * 2 // 7, 30)  # AWS error names fit a line
+    return (1, 20, result, aws, free - result - aws)
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]
+) -> list[str]:
+    lines = [_line(header, widths), _line(["-" * w for w in widths], widths)]
+    for row in rows:
+        cells = [
+            textwrap.wrap(text, w, break_on_hyphens=False) or [""]
+            for text, w in zip(row, widths, strict=True)
+        ]
+        for index in range(max(len(c) for c in cells)):
+            lines.append(_line([c[index] if index < len(c) else "" for c in cells], widths))
+    return lines
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()

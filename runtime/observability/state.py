@@ -1,0 +1,111 @@
+"""The mapping's lifecycle as AWS reports it: State, StateTransitionReason, LastProcessingResult.
+
+AWS shows these on GetEventSourceMapping; the poller keeps the same three fields so
+that a user reads one vocabulary whether the mapping runs in AWS or here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+
+log = logging.getLogger("runtime.observability.state")
+
+
+class State(StrEnum):
+    """AWS's mapping states."""
+
+    CREATING = "Creating"
+    ENABLING = "Enabling"
+    ENABLED = "Enabled"
+    DISABLING = "Disabling"
+    DISABLED = "Disabled"
+    UPDATING = "Updating"
+    DELETING = "Deleting"
+
+
+class StateTransitionReason(StrEnum):
+    """Why the state last changed; the error reasons stop the consumer."""
+
+    USER_ACTION = "User action"
+    USER_INITIATED = "USER_INITIATED"
+    ESM_CONFIG_NOT_VALID = "ESM_CONFIG_NOT_VALID"
+    EVENT_SOURCE_AUTHN_ERROR = "EVENT_SOURCE_AUTHN_ERROR"
+    EVENT_SOURCE_AUTHZ_ERROR = "EVENT_SOURCE_AUTHZ_ERROR"
+    FUNCTION_CONFIG_NOT_VALID = "FUNCTION_CONFIG_NOT_VALID"
+
+
+NO_RECORDS_PROCESSED = "No records processed"
+OK = "OK"
+
+# AWS's LastProcessingResult messages for authentication and authorization, word for word.
+CLUSTER_FAILED_TO_AUTHORIZE = "Cluster failed to authorize Lambda"
+SASL_AUTHENTICATION_FAILED = "SASL authentication failed"
+SERVER_FAILED_TO_AUTHENTICATE = "Server failed to authenticate Lambda"
+LAMBDA_FAILED_TO_AUTHENTICATE_SERVER = "Lambda failed to authenticate server"
+INVALID_CERTIFICATE_OR_KEY = "Provided certificate or private key is invalid"
+
+
+def problem(message: str) -> str:
+    """LastProcessingResult for a failure: ``PROBLEM: <message>``."""
+    return f"PROBLEM: {message}"
+
+
+class MappingStopped(RuntimeError):
+    """The consumer stopped as AWS's would, with the reason and the result it reports."""
+
+    def __init__(self, reason: StateTransitionReason, result: str) -> None:
+        super().__init__(f"{reason.value}: {result}")
+        self.reason = reason
+        self.result = result
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """One consistent reading of the mapping's status."""
+
+    state: State
+    state_transition_reason: StateTransitionReason
+    last_processing_result: str
+
+
+class MappingStatus:
+    """Thread-safe holder of the three status fields; every change is logged."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = State.CREATING
+        self._reason = StateTransitionReason.USER_ACTION
+        self._result = NO_RECORDS_PROCESSED
+
+    def transition(
+        self, state: State, reason: StateTransitionReason = StateTransitionReason.USER_ACTION
+    ) -> None:
+        """Move to ``state`` for ``reason``."""
+        with self._lock:
+            if (state, reason) == (self._state, self._reason):
+                return
+            previous, self._state, self._reason = self._state, state, reason
+        log.info(
+            "state %s -> %s",
+            previous.value,
+            state.value,
+            extra={"state": state.value, "stateTransitionReason": reason.value},
+        )
+
+    def record_result(self, result: str) -> None:
+        """Set LastProcessingResult (``OK`` or ``PROBLEM: …``)."""
+        with self._lock:
+            self._result = result
+
+    def stop(self, stopped: MappingStopped) -> None:
+        """Disable the mapping for an error reason, as AWS does."""
+        self.record_result(stopped.result)
+        self.transition(State.DISABLED, stopped.reason)
+
+    def snapshot(self) -> StatusSnapshot:
+        """The three fields, read together."""
+        with self._lock:
+            return StatusSnapshot(self._state, self._reason, self._result)

@@ -1,0 +1,263 @@
+"""Per-partition buffers and the rule that turns them into batches.
+
+A batch is cut when BatchSize records are gathered, when the batching window has
+passed since the oldest waiting record arrived, or when one more record would take
+the event past 6,291,456 bytes (measured exactly: each record's JSON fragment is
+encoded once, on arrival). One payload may hold records of several partitions; a
+partition with a batch in flight contributes nothing until that batch resolves,
+which keeps order and one in-flight batch per partition.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import count
+
+from runtime.pipeline.event import MAX_PAYLOAD_BYTES, PayloadBuilder, encode_record
+from runtime.pipeline.records import Record
+
+PartitionId = tuple[str, int]
+
+_batch_ids = count(1)
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: Record
+    fragment: bytes | None
+    """The record's encoded JSON; None when a filter dropped it (it is committed, not sent)."""
+    arrived: float
+
+
+@dataclass(slots=True)
+class _PartitionBuffer:
+    items: deque[_Pending] = field(default_factory=deque)
+    in_flight: bool = False
+    sendable: int = 0
+    sendable_bytes: int = 0
+    paused: bool = False
+
+    def oldest(self) -> float:
+        return self.items[0].arrived
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records to send in one invocation, and the offset ranges they settle."""
+
+    id: int
+    records: tuple[Record, ...]
+    fragments: tuple[bytes, ...]
+    ranges: dict[PartitionId, tuple[int, int]]
+    """First and last offset covered per partition, filtered-out records included."""
+    opened_at: float
+    oversized: bool = False
+    """A single record whose event alone is over the payload limit; it cannot be sent."""
+
+    @property
+    def partitions(self) -> tuple[PartitionId, ...]:
+        """Every partition this batch holds in flight."""
+        return tuple(self.ranges)
+
+    def next_offsets(self) -> dict[PartitionId, int]:
+        """The offsets to commit once the whole batch is settled."""
+        return {partition: last + 1 for partition, (_, last) in self.ranges.items()}
+
+
+@dataclass(slots=True)
+class _Cut:
+    """A batch being cut: what it holds so far and its exact payload size."""
+
+    builder: PayloadBuilder
+    opened_at: float
+    """When the oldest waiting record arrived (the batching window's start)."""
+    records: list[Record] = field(default_factory=list)
+    fragments: list[bytes] = field(default_factory=list)
+    ranges: dict[PartitionId, tuple[int, int]] = field(default_factory=dict)
+
+    def batch(self) -> Batch:
+        """The finished batch."""
+        return Batch(
+            next(_batch_ids),
+            tuple(self.records),
+            tuple(self.fragments),
+            self.ranges,
+            self.opened_at,
+        )
+
+
+class Batcher:
+    """Collects records per partition and cuts batches by count, window and bytes."""
+
+    def __init__(
+        self,
+        bootstrap_servers: Sequence[str],
+        batch_size: int,
+        window_s: float,
+        max_bytes: int = MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self._servers = tuple(bootstrap_servers)
+        self._batch_size = batch_size
+        self._window_s = window_s
+        self._max_bytes = max_bytes
+        self._buffers: dict[PartitionId, _PartitionBuffer] = {}
+        # Backpressure: at most about two batches' worth waiting per partition.
+        self.high_water_records = max(2 * batch_size, 500)
+        self.high_water_bytes = 2 * max_bytes
+
+    # -- input ---------------------------------------------------------------------------
+    def add(self, record: Record, *, now: float, keep: bool = True) -> None:
+        """Buffer ``record``; ``keep=False`` means a filter dropped it (commit, don't send)."""
+        partition = (record.topic, record.partition)
+        buffer = self._buffers.get(partition)
+        if buffer is None:  # not setdefault: building a buffer per record costs ~1 us
+            buffer = self._buffers[partition] = _PartitionBuffer()
+        fragment = encode_record(record) if keep else None
+        buffer.items.append(_Pending(record, fragment, now))
+        if fragment is not None:
+            buffer.sendable += 1
+            buffer.sendable_bytes += len(fragment)
+
+    def settle_filtered_heads(self) -> dict[PartitionId, int]:
+        """Drop filtered-out records that wait at the head of idle partitions.
+
+        They need no invocation, so their offsets can be committed at once; returns
+        the next offset to commit per partition that moved.
+        """
+        moved: dict[PartitionId, int] = {}
+        for partition, buffer in self._buffers.items():
+            if buffer.in_flight:
+                continue
+            while buffer.items and buffer.items[0].fragment is None:
+                moved[partition] = buffer.items.popleft().record.offset + 1
+        return moved
+
+    # -- output --------------------------------------------------------------------------
+    def next_batch(self, now: float) -> Batch | None:
+        """The batch to send now, if a limit has been reached; marks its partitions busy."""
+        ready = [(p, b) for p, b in self._buffers.items() if not b.in_flight and b.items]
+        if not ready or not self._triggered(ready, now):
+            return None
+        ready.sort(key=lambda item: item[1].oldest())
+        return self._cut(ready)
+
+    def next_deadline(self) -> float | None:
+        """When the window of the oldest waiting record closes (for the poll timeout)."""
+        oldest = [b.oldest() for b in self._buffers.values() if not b.in_flight and b.items]
+        return min(oldest) + self._window_s if oldest else None
+
+    def release(self, partitions: Iterable[PartitionId]) -> None:
+        """A batch resolved: its partitions may contribute again."""
+        for partition in partitions:
+            buffer = self._buffers.get(partition)
+            if buffer is not None:
+                buffer.in_flight = False
+
+    def drop(self, partitions: Iterable[PartitionId]) -> None:
+        """Forget revoked partitions: their records will be read again by the new owner."""
+        for partition in partitions:
+            self._buffers.pop(partition, None)
+
+    def over_high_water(self) -> list[PartitionId]:
+        """Partitions to pause: too much waiting, fetching more would only cost memory."""
+        return [p for p, b in self._buffers.items() if not b.paused and self._full(b)]
+
+    def under_low_water(self) -> list[PartitionId]:
+        """Paused partitions that drained to half their limit and may fetch again."""
+        return [p for p, b in self._buffers.items() if b.paused and self._half(b)]
+
+    def paused_partitions(self) -> list[PartitionId]:
+        """Partitions the consumer has paused for backpressure."""
+        return [p for p, b in self._buffers.items() if b.paused]
+
+    def mark_paused(self, partitions: Iterable[PartitionId], paused: bool) -> None:
+        """Record that the consumer paused or resumed ``partitions``."""
+        for partition in partitions:
+            if partition in self._buffers:
+                self._buffers[partition].paused = paused
+
+    def waiting(self) -> int:
+        """Records buffered and not yet in a batch."""
+        return sum(len(b.items) for b in self._buffers.values())
+
+    # -- internals -----------------------------------------------------------------------
+    def _full(self, buffer: _PartitionBuffer) -> bool:
+        return (
+            len(buffer.items) >= self.high_water_records
+            or buffer.sendable_bytes >= self.high_water_bytes
+        )
+
+    def _half(self, buffer: _PartitionBuffer) -> bool:
+        return (
+            len(buffer.items) < self.high_water_records // 2
+            and buffer.sendable_bytes < self.high_water_bytes // 2
+        )
+
+    def _triggered(self, ready: list[tuple[PartitionId, _PartitionBuffer]], now: float) -> bool:
+        if sum(b.sendable for _, b in ready) >= self._batch_size:
+            return True
+        if sum(b.sendable_bytes for _, b in ready) >= self._max_bytes:
+            return True
+        return min(b.oldest() for _, b in ready) + self._window_s <= now
+
+    def _cut(self, ready: list[tuple[PartitionId, _PartitionBuffer]]) -> Batch:
+        cut = _Cut(PayloadBuilder(self._servers), opened_at=ready[0][1].oldest())
+        for partition, buffer in ready:
+            full = self._take(partition, buffer, cut)
+            if full and not cut.records and not cut.ranges:  # the first record alone is too big
+                return self._oversized(partition, buffer)
+            if full:
+                break
+        return cut.batch()
+
+    def _take(self, partition: PartitionId, buffer: _PartitionBuffer, cut: _Cut) -> bool:
+        """Move ``buffer``'s head records into ``cut``; True when the batch is full.
+
+        Filtered-out records are taken into the offset range without being sent.
+        This loop runs once per record, so it keeps to locals and one builder call.
+        """
+        items, records, fragments, builder = buffer.items, cut.records, cut.fragments, cut.builder
+        key = items[0].record.partition_key
+        first = items[0].record.offset
+        last = -1
+        taken = taken_bytes = 0
+        full = False
+        while items:
+            head = items[0]
+            fragment = head.fragment
+            if fragment is not None:
+                if len(records) >= self._batch_size or not builder.try_add(
+                    key, head.record.offset, fragment, self._max_bytes
+                ):
+                    full = True
+                    break
+                records.append(head.record)
+                fragments.append(fragment)
+                taken += 1
+                taken_bytes += len(fragment)
+            items.popleft()
+            last = head.record.offset
+        buffer.sendable -= taken
+        buffer.sendable_bytes -= taken_bytes
+        if last >= 0:
+            cut.ranges[partition] = (first, last)
+            buffer.in_flight = True
+        return full
+
+    def _oversized(self, partition: PartitionId, buffer: _PartitionBuffer) -> Batch:
+        head = buffer.items.popleft()
+        assert head.fragment is not None
+        buffer.sendable -= 1
+        buffer.sendable_bytes -= len(head.fragment)
+        buffer.in_flight = True
+        offset = head.record.offset
+        return Batch(
+            next(_batch_ids),
+            (head.record,),
+            (head.fragment,),
+            {partition: (offset, offset)},
+            head.arrived,
+            oversized=True,
+        )
