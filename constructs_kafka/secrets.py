@@ -27,7 +27,7 @@ from runtime.definition.vocabulary import SourceAccessType
 from runtime.security.secret_checks import (
     CLIENT_CERTIFICATE_TLS_AUTH,
     LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
-    SERVER_FAILED_TO_AUTHENTICATE_LAMBDA,
+    SERVER_FAILED_TO_AUTHENTICATE,
     SERVER_ROOT_CA_CERTIFICATE,
     SecretProblem,
     Severity,
@@ -366,7 +366,7 @@ def _client_problems(
         certificates,
         now=now or datetime.now(UTC),
         warning_days=EXPIRY_WARNING_DAYS,
-        aws_message=SERVER_FAILED_TO_AUTHENTICATE_LAMBDA,
+        aws_message=SERVER_FAILED_TO_AUTHENTICATE,
     )
     problems += check_size(json.dumps({"certificate": chain}), LAMBDA_FAILED_TO_AUTHENTICATE_SERVER)
     return problems

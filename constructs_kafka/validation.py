@@ -17,12 +17,12 @@ from aws_cdk import aws_lambda as lambda_
 
 from constructs_kafka.props import KafkaTriggerProps, is_unresolved
 from runtime.definition.checks import FieldProblem, short_repr
+from runtime.definition.filters import MAX_FILTERS_WITH_QUOTA_INCREASE as MAX_FILTERS
 from runtime.definition.model import (
     aws_only_problems,
     aws_provisioned_mode_problems,
     validate_mapping,
 )
-from runtime.definition.rules import MAX_FILTERS
 from runtime.definition.vocabulary import AUTHENTICATION_TYPES, SourceAccessType
 
 __all__ = ["MAX_FUNCTION_TIMEOUT", "KafkaTriggerValidationError", "PropProblem", "validate_props"]

@@ -42,11 +42,11 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-if TYPE_CHECKING:
-    from runtime.records import Record
+from runtime.definition.limits import MAX_PATTERN_LENGTH
 
-#: Longest ``Filter.Pattern`` the Lambda API accepts (CreateEventSourceMapping).
-MAX_PATTERN_LENGTH: Final = 4096
+if TYPE_CHECKING:
+    pass
+
 #: Filters per event source mapping under the default quota.
 MAX_FILTERS: Final = 5
 #: Filters per event source mapping after the largest quota increase AWS grants.
@@ -165,10 +165,6 @@ class RecordFilter:
             if match(document):
                 return True
         return False
-
-    def matches_record(self, record: Record) -> bool:
-        """:meth:`matches` on the record's value: Kafka filters see nothing else."""
-        return self.matches(record.value)
 
 
 def validate_pattern(pattern: str) -> None:

@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from runtime.definition import filters
+from runtime.definition import filters, limits
 from runtime.definition import vocabulary as v
 from runtime.definition.checks import (
     MISSING,
@@ -30,9 +30,8 @@ from runtime.definition.checks import (
     never_unresolved,
 )
 
-DEFAULT_FILTER_QUOTA: Final = 5
+DEFAULT_FILTER_QUOTA: Final = filters.MAX_FILTERS
 """AWS's default number of filters per mapping; a quota increase allows up to 10."""
-MAX_FILTERS: Final = 10
 MAX_TAGS: Final = 50
 
 TOP_FIELDS: Final = (
@@ -90,9 +89,14 @@ _TOPIC: Final = Text(
     "must match AWS's topic pattern ^[^.]([a-zA-Z0-9\\-_.]+): the characters "
     "a-z A-Z 0-9 . _ -, at least 2 of them, not starting with '.'",
 )
-_ENDPOINT: Final = Text(1, 300, v.ENDPOINT, "must be host:port (a DNS name or IPv4 address)")
+_ENDPOINT: Final = Text(
+    1, limits.MAX_ENDPOINT_LENGTH, v.ENDPOINT, "must be host:port (a DNS name or IPv4 address)"
+)
 _CONSUMER_GROUP: Final = Text(
-    1, 200, v.CONSUMER_GROUP_ID, "must use only the characters a-z A-Z 0-9 - / * : _ + = . @"
+    1,
+    limits.MAX_CONSUMER_GROUP_LENGTH,
+    v.CONSUMER_GROUP_ID,
+    "must use only the characters a-z A-Z 0-9 - / * : _ + = . @",
 )
 _KMS_KEY: Final = Text(1, 2048, v.KMS_KEY_ARN, "must be a KMS key ARN (arn:...:kms:...:key/<id>)")
 _REGISTRY: Final = Text(
@@ -182,20 +186,26 @@ def _starting_position(check: Checker, doc: Mapping[str, Any]) -> None:
 
 
 def _batching(check: Checker, doc: Mapping[str, Any]) -> None:
-    check.integer("BatchSize", doc.get("BatchSize", MISSING), 1, 10000)
+    check.integer("BatchSize", doc.get("BatchSize", MISSING), 1, limits.MAX_BATCH_SIZE)
     window = doc.get("MaximumBatchingWindowInSeconds", MISSING)
-    check.integer("MaximumBatchingWindowInSeconds", window, 0, 300)
+    check.integer("MaximumBatchingWindowInSeconds", window, 0, limits.MAX_BATCHING_WINDOW_S)
     check.boolean("Enabled", doc.get("Enabled", MISSING))
 
 
 def _filters(check: Checker, doc: Mapping[str, Any]) -> None:
     criteria = check.obj("FilterCriteria", doc.get("FilterCriteria", MISSING), ("Filters",))
     path = "FilterCriteria.Filters"
-    items = check.array(path, (criteria or {}).get("Filters", MISSING), 1, MAX_FILTERS, "filters")
+    items = check.array(
+        path,
+        (criteria or {}).get("Filters", MISSING),
+        1,
+        filters.MAX_FILTERS_WITH_QUOTA_INCREASE,
+        "filters",
+    )
     for index, item in enumerate(items or []):
         entry = check.obj(f"{path}[{index}]", item, ("Pattern",))
         raw = check.required(entry, f"{path}[{index}]", "Pattern")
-        pattern = check.text(f"{path}[{index}].Pattern", raw, Text(1, 4096))
+        pattern = check.text(f"{path}[{index}].Pattern", raw, Text(1, limits.MAX_PATTERN_LENGTH))
         if pattern is None:
             continue
         try:
@@ -207,11 +217,13 @@ def _filters(check: Checker, doc: Mapping[str, Any]) -> None:
 
 def _error_handling(check: Checker, doc: Mapping[str, Any]) -> None:
     retries = doc.get("MaximumRetryAttempts", MISSING)
-    rule = "must be -1 (retry until the record expires) or an integer from 0 to 10000"
-    check.integer("MaximumRetryAttempts", retries, -1, 10000, rule)
+    most = limits.MAX_RETRY_ATTEMPTS
+    rule = f"must be -1 (retry until the record expires) or an integer from 0 to {most}"
+    check.integer("MaximumRetryAttempts", retries, -1, most, rule)
     age = doc.get("MaximumRecordAgeInSeconds", MISSING)
-    rule = "must be -1 (no limit) or an integer from 60 to 604800"
-    if check.integer("MaximumRecordAgeInSeconds", age, -1, 604800, rule) in range(60):
+    least, most = limits.MIN_RECORD_AGE_S, limits.MAX_RECORD_AGE_S
+    rule = f"must be -1 (no limit) or an integer from {least} to {most}"
+    if check.integer("MaximumRecordAgeInSeconds", age, -1, most, rule) in range(least):
         check.fail("MaximumRecordAgeInSeconds", age, rule)
     check.boolean("BisectBatchOnFunctionError", doc.get("BisectBatchOnFunctionError", MISSING))
     raw = doc.get("FunctionResponseTypes", MISSING)
@@ -410,7 +422,12 @@ def _pollers(check: Checker, doc: Mapping[str, Any]) -> None:
     path = "ProvisionedPollerConfig"
     known = ("MinimumPollers", "MaximumPollers", "PollerGroupName")
     config = check.obj(path, doc.get(path, MISSING), known) or {}
-    low = check.integer(f"{path}.MinimumPollers", config.get("MinimumPollers", MISSING), 1, 200)
+    low = check.integer(
+        f"{path}.MinimumPollers",
+        config.get("MinimumPollers", MISSING),
+        1,
+        limits.MAX_MINIMUM_POLLERS,
+    )
     high = check.integer(f"{path}.MaximumPollers", config.get("MaximumPollers", MISSING), 1, 2000)
     if low is not None and high is not None and low > high:
         check.fail(f"{path}.MinimumPollers", low, f"must not exceed MaximumPollers ({high})")

@@ -201,3 +201,12 @@ def secret_uri_kind(uri: str) -> UriKind | None:
     if uri.startswith(FILE_URI_PREFIX) and len(uri) > len(FILE_URI_PREFIX):
         return UriKind.FILE
     return None
+
+
+# AWS's LastProcessingResult messages for authentication and authorization, word for word.
+# Defined once here: the poller's state, the secret checks and the constructs all use them.
+CLUSTER_FAILED_TO_AUTHORIZE: Final = "Cluster failed to authorize Lambda"
+SASL_AUTHENTICATION_FAILED: Final = "SASL authentication failed"
+SERVER_FAILED_TO_AUTHENTICATE: Final = "Server failed to authenticate Lambda"
+LAMBDA_FAILED_TO_AUTHENTICATE_SERVER: Final = "Lambda failed to authenticate server"
+INVALID_CERTIFICATE_OR_KEY: Final = "Provided certificate or private key is invalid"

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+from runtime.definition.limits import MAX_FUNCTION_TIMEOUT_S
 from runtime.definition.model import (
     MappingLoadError,
     MappingValidationError,
@@ -242,9 +243,10 @@ def _dry_run(function_name: str, inputs: DoctorInputs) -> CheckResult:
         return _fail(
             8,
             "function",
-            f"{function_name}: timeout {timeout} s; Kafka mappings need at most 840 s",
+            f"{function_name}: timeout {timeout} s; Kafka mappings need at most "
+            f"{MAX_FUNCTION_TIMEOUT_S} s",
             StateTransitionReason.FUNCTION_CONFIG_NOT_VALID.value,
-            "lower the function's timeout to 840 s or less",
+            f"lower the function's timeout to {MAX_FUNCTION_TIMEOUT_S} s or less",
         )
     return CheckResult(
         8, "function", Status.PASS, f"{function_name}: DryRun Invoke allowed, timeout {timeout} s"

@@ -10,13 +10,11 @@ from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import AdminClient
 
 from runtime.definition.model import EventSourceMapping
-from runtime.doctor.model import DoctorInputs, Findings, Status, aws_error
-from runtime.observability.state import (
+from runtime.definition.vocabulary import (
     CLUSTER_FAILED_TO_AUTHORIZE,
-    MappingStopped,
-    StateTransitionReason,
-    problem,
 )
+from runtime.doctor.model import DoctorInputs, Findings, Status, aws_error
+from runtime.observability.state import MappingStopped, StateTransitionReason, problem
 
 __all__ = ["AUTHZ_ERROR", "ClusterView", "LogCapture", "client_config", "refused"]
 

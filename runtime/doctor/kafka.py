@@ -11,16 +11,14 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 )
 from cryptography import x509
 
-from runtime.doctor.cluster import AUTHZ_ERROR, ClusterView, LogCapture, client_config, refused
-from runtime.doctor.model import CheckResult, DoctorInputs, Findings, Status, aws_error
-from runtime.observability.state import (
+from runtime.definition.vocabulary import (
     LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
     SASL_AUTHENTICATION_FAILED,
     SERVER_FAILED_TO_AUTHENTICATE,
-    MappingStopped,
-    StateTransitionReason,
-    problem,
 )
+from runtime.doctor.cluster import AUTHZ_ERROR, ClusterView, LogCapture, client_config, refused
+from runtime.doctor.model import CheckResult, DoctorInputs, Findings, Status, aws_error
+from runtime.observability.state import MappingStopped, StateTransitionReason, problem
 from runtime.security.plan import AuthMethod, classify_client_error
 from runtime.security.session import sign_in
 

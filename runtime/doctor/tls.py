@@ -14,14 +14,12 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from runtime.doctor.model import CheckResult, DoctorInputs, Findings, Status, aws_error
-from runtime.observability.state import (
+from runtime.definition.vocabulary import (
     LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
     SERVER_FAILED_TO_AUTHENTICATE,
-    MappingStopped,
-    StateTransitionReason,
-    problem,
 )
+from runtime.doctor.model import CheckResult, DoctorInputs, Findings, Status, aws_error
+from runtime.observability.state import MappingStopped, StateTransitionReason, problem
 
 __all__ = ["check_tls"]
 

@@ -10,8 +10,10 @@ import math
 import re
 from urllib.parse import urlsplit
 
+from runtime.definition.limits import MAX_FUNCTION_TIMEOUT_S
+
 #: Lambda's longest timeout for a function behind an event source mapping (14 min).
-MAX_TIMEOUT_S = 840.0
+MAX_TIMEOUT_S = float(MAX_FUNCTION_TIMEOUT_S)
 #: Lambda's synchronous request payload quota (6 MB).
 MAX_REQUEST_BYTES = 6_291_456
 #: Lambda's synchronous response quota, as its ``Function.ResponseSizeTooLarge`` error states it.

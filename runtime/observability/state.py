@@ -40,13 +40,6 @@ class StateTransitionReason(StrEnum):
 NO_RECORDS_PROCESSED = "No records processed"
 OK = "OK"
 
-# AWS's LastProcessingResult messages for authentication and authorization, word for word.
-CLUSTER_FAILED_TO_AUTHORIZE = "Cluster failed to authorize Lambda"
-SASL_AUTHENTICATION_FAILED = "SASL authentication failed"
-SERVER_FAILED_TO_AUTHENTICATE = "Server failed to authenticate Lambda"
-LAMBDA_FAILED_TO_AUTHENTICATE_SERVER = "Lambda failed to authenticate server"
-INVALID_CERTIFICATE_OR_KEY = "Provided certificate or private key is invalid"
-
 
 def problem(message: str) -> str:
     """LastProcessingResult for a failure: ``PROBLEM: <message>``."""

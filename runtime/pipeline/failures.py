@@ -16,14 +16,11 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
+from runtime.definition.limits import MAX_RECORD_AGE_S, MAX_RETRY_ATTEMPTS, MIN_RECORD_AGE_S
 from runtime.definition.model import INFINITE, EventSourceMapping
 from runtime.invokers import ErrorKind, InvokeResult
 from runtime.observability.state import MappingStopped, StateTransitionReason, problem
 from runtime.records import Record
-
-MAX_RETRY_ATTEMPTS = 10_000
-MIN_RECORD_AGE_S = 60
-MAX_RECORD_AGE_S = 604_800
 
 # Errors of the function itself (it ran and failed or ran out of time): they count as a
 # retry and may bisect. Throttles and service faults never reached the function: AWS

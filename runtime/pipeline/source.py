@@ -30,14 +30,12 @@ from confluent_kafka import (
 
 from runtime.client_settings import consumer_settings
 from runtime.definition.model import EventSourceMapping, StartingPosition
-from runtime.observability.counters import Counters, Metric
-from runtime.observability.state import (
+from runtime.definition.vocabulary import (
     CLUSTER_FAILED_TO_AUTHORIZE,
     SASL_AUTHENTICATION_FAILED,
-    MappingStopped,
-    StateTransitionReason,
-    problem,
 )
+from runtime.observability.counters import Counters, Metric
+from runtime.observability.state import MappingStopped, StateTransitionReason, problem
 from runtime.records import PartitionId, Record, TimestampType
 
 log = logging.getLogger("runtime.pipeline.source")

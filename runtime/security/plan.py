@@ -27,15 +27,13 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from runtime.definition.model import EventSourceMapping, SourceAccessConfiguration, SourceAccessType
-from runtime.observability.state import (
+from runtime.definition.vocabulary import (
     INVALID_CERTIFICATE_OR_KEY,
     LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
     SASL_AUTHENTICATION_FAILED,
     SERVER_FAILED_TO_AUTHENTICATE,
-    MappingStopped,
-    StateTransitionReason,
-    problem,
 )
+from runtime.observability.state import MappingStopped, StateTransitionReason, problem
 from runtime.security.secrets import (
     SecretAccessDeniedError,
     SecretError,

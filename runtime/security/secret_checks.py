@@ -28,6 +28,13 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from runtime.definition.vocabulary import (
+    INVALID_CERTIFICATE_OR_KEY,
+    LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
+    SASL_AUTHENTICATION_FAILED,
+    SERVER_FAILED_TO_AUTHENTICATE,
+)
+
 __all__ = [
     "BASIC_AUTH",
     "CLIENT_CERTIFICATE_TLS_AUTH",
@@ -38,7 +45,7 @@ __all__ = [
     "SASL_SCRAM_256_AUTH",
     "SASL_SCRAM_512_AUTH",
     "SECRET_ACCESS_TYPES",
-    "SERVER_FAILED_TO_AUTHENTICATE_LAMBDA",
+    "SERVER_FAILED_TO_AUTHENTICATE",
     "SERVER_ROOT_CA_CERTIFICATE",
     "CheckResult",
     "KeyEncryption",
@@ -87,10 +94,6 @@ MAX_SECRET_BYTES = 65_536
 
 # --- the LastProcessingResult messages AWS uses for these failures -------------------
 
-INVALID_CERTIFICATE_OR_KEY = "Provided certificate or private key is invalid"
-SASL_AUTHENTICATION_FAILED = "SASL authentication failed"
-SERVER_FAILED_TO_AUTHENTICATE_LAMBDA = "Server failed to authenticate Lambda"
-LAMBDA_FAILED_TO_AUTHENTICATE_SERVER = "Lambda failed to authenticate server"
 
 _FORMAT_MESSAGE: Mapping[str, str] = {
     BASIC_AUTH: SASL_AUTHENTICATION_FAILED,
@@ -101,7 +104,7 @@ _FORMAT_MESSAGE: Mapping[str, str] = {
 }
 # An expired certificate is well formed; the failure shows up in the TLS handshake.
 _EXPIRY_MESSAGE: Mapping[str, str] = {
-    CLIENT_CERTIFICATE_TLS_AUTH: SERVER_FAILED_TO_AUTHENTICATE_LAMBDA,
+    CLIENT_CERTIFICATE_TLS_AUTH: SERVER_FAILED_TO_AUTHENTICATE,
     SERVER_ROOT_CA_CERTIFICATE: LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
 }
 

@@ -30,12 +30,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 )
 
 from runtime.definition.model import EventSourceMapping
-from runtime.observability.state import (
+from runtime.definition.vocabulary import (
     CLUSTER_FAILED_TO_AUTHORIZE,
-    MappingStopped,
-    StateTransitionReason,
-    problem,
 )
+from runtime.observability.state import MappingStopped, StateTransitionReason, problem
 from runtime.security.plan import (
     AuthMethod,
     ClientSecurity,

@@ -20,18 +20,16 @@ from moto import mock_aws
 
 from runtime.cli.launcher import assemble_poller
 from runtime.definition.model import parse_mapping
-from runtime.devtools.local_kafka import ClusterInfo
-from runtime.invokers import LocalHandlerInvoker
-from runtime.observability.state import (
+from runtime.definition.vocabulary import (
     CLUSTER_FAILED_TO_AUTHORIZE,
     INVALID_CERTIFICATE_OR_KEY,
     LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
     SASL_AUTHENTICATION_FAILED,
     SERVER_FAILED_TO_AUTHENTICATE,
-    MappingStopped,
-    State,
-    StateTransitionReason,
 )
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.invokers import LocalHandlerInvoker
+from runtime.observability.state import MappingStopped, State, StateTransitionReason
 from runtime.pipeline.poller import Poller, PollerOptions
 from runtime.security.plan import SecurityOptions
 from runtime.security.secrets import SecretReader

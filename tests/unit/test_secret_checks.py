@@ -19,7 +19,7 @@ from runtime.security.secret_checks import (
     SASL_AUTHENTICATION_FAILED,
     SASL_SCRAM_256_AUTH,
     SASL_SCRAM_512_AUTH,
-    SERVER_FAILED_TO_AUTHENTICATE_LAMBDA,
+    SERVER_FAILED_TO_AUTHENTICATE,
     SERVER_ROOT_CA_CERTIFICATE,
     CheckResult,
     KeyEncryption,
@@ -311,7 +311,7 @@ def test_expired_client_certificate_is_server_failing_to_authenticate_lambda() -
     secret = pki.client_secret(expired.chain(), pki.pkcs8(expired.leaf.key))
     problem = only_error(check(CLIENT_CERTIFICATE_TLS_AUTH, secret))
     assert problem.field == "certificate[0]"
-    assert problem.aws_message == SERVER_FAILED_TO_AUTHENTICATE_LAMBDA
+    assert problem.aws_message == SERVER_FAILED_TO_AUTHENTICATE
 
 
 def test_format_error_wins_over_handshake_error_for_the_aws_message() -> None:
@@ -319,7 +319,7 @@ def test_format_error_wins_over_handshake_error_for_the_aws_message() -> None:
     secret = pki.client_secret(expired.chain(), pki.pkcs8(expired.leaf.key), "pw")
     result = check(CLIENT_CERTIFICATE_TLS_AUTH, secret)
     assert [e.aws_message for e in result.errors] == [
-        SERVER_FAILED_TO_AUTHENTICATE_LAMBDA,
+        SERVER_FAILED_TO_AUTHENTICATE,
         INVALID_CERTIFICATE_OR_KEY,
     ]
     assert result.aws_message == INVALID_CERTIFICATE_OR_KEY

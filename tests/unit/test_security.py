@@ -11,16 +11,14 @@ from confluent_kafka import KafkaError, KafkaException
 
 from runtime.cli.launcher import InvokeTarget, LaunchOptions, assemble_poller, build_poller
 from runtime.definition.model import EventSourceMapping, parse_mapping
-from runtime.invokers import LocalHandlerInvoker
-from runtime.observability.state import (
+from runtime.definition.vocabulary import (
     INVALID_CERTIFICATE_OR_KEY,
     LAMBDA_FAILED_TO_AUTHENTICATE_SERVER,
     SASL_AUTHENTICATION_FAILED,
     SERVER_FAILED_TO_AUTHENTICATE,
-    MappingStopped,
-    State,
-    StateTransitionReason,
 )
+from runtime.invokers import LocalHandlerInvoker
+from runtime.observability.state import MappingStopped, State, StateTransitionReason
 from runtime.security.plan import (
     ALLOW_INSECURE_SASL_ENV,
     AuthMethod,
