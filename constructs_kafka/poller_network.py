@@ -78,9 +78,9 @@ class ContainerVpcEndpoints(Construct):
     ) -> ContainerVpcEndpoints:
         """The endpoints of ``vpc`` in ``scope``'s stack, created on first use.
 
-        The S3 gateway is shared with ``kafka_endpoints`` (an S3 destination creates
-        one there too; two gateways for S3 in one route table cannot both exist), and
-        its policy always lets ECR's layer bucket be read.
+        The S3 gateway is ``kafka_endpoints``'s (an S3 destination uses it too; two
+        gateways for S3 in one route table cannot both exist); a narrow policy of it
+        always lets ECR's layer bucket be read.
         """
         stack = cdk.Stack.of(scope)
         construct_id = f"ContainerVpcEndpoints{cdk.Names.node_unique_id(vpc.node)}"
@@ -88,11 +88,8 @@ class ContainerVpcEndpoints(Construct):
         if isinstance(found, ContainerVpcEndpoints):
             return found
         endpoints = cls(stack, construct_id, vpc=vpc)
-        if kafka_endpoints.s3_gateway is None:
-            kafka_endpoints.s3_gateway = ec2.GatewayVpcEndpoint(
-                endpoints, "S3", vpc=vpc, service=ec2.GatewayVpcEndpointAwsService.S3
-            )
-        kafka_endpoints.s3_gateway.add_to_policy(_layer_statement(stack))
+        kafka_endpoints.gateway()
+        kafka_endpoints.add_to_policy("S3", _layer_statement(stack))
         return endpoints
 
     def allow_from(self, group: ec2.ISecurityGroup) -> None:

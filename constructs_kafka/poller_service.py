@@ -42,7 +42,13 @@ from constructs_kafka import permissions
 from constructs_kafka.acls import kafka_acls_commands
 from constructs_kafka.mapping import required_acls_for
 from constructs_kafka.nag import acknowledge, acknowledge_resource_wildcard
-from constructs_kafka.network import HTTPS, KafkaVpcEndpoints, broker_ports
+from constructs_kafka.network import (
+    KafkaVpcEndpoints,
+    broker_ports,
+    choose_access,
+    is_isolated,
+    open_existing_endpoints,
+)
 from constructs_kafka.poller_network import ContainerVpcEndpoints, connect_poller
 from constructs_kafka.poller_scaling import (
     DEFAULT_SCALE_IN_COOLDOWN,
@@ -54,6 +60,7 @@ from constructs_kafka.validation import (
     KafkaTriggerValidationError,
     PropProblem,
     _selection,
+    known_timeout,
     prop_of,
 )
 from runtime.health import ENV_VAR as HEALTH_ENV_VAR
@@ -81,7 +88,6 @@ DEFAULT_DRAIN_TIMEOUT: Final = cdk.Duration.seconds(PollerOptions.drain_timeout_
 """The poller's own ``--drain-timeout`` default (30 s)."""
 INVOKE_MARGIN_S: Final = 10
 """The poller waits this much longer than the function's timeout for its reply."""
-LAMBDA_DEFAULT_TIMEOUT_S: Final = 3
 HEALTH_FILE: Final = "/tmp/kafka-esm-health.json"  # noqa: S108 - the task's own /tmp
 """The heartbeat ``kafka-esm health`` reads; set here too, so any image of the poller works."""
 
@@ -234,12 +240,12 @@ class KafkaPollerService(Construct):
     def _uuid(self) -> str:
         """The mapping's UUID, fixed at synth time: it is the scaling metric's dimension.
 
-        Derived from this construct's path, so two services never share it."""
+        Derived from this construct's path, the topic and the group (not the servers,
+        so an added broker keeps the metric), so two services never share it."""
         props = self.props
-        servers = [s for s in props.bootstrap_servers if not is_unresolved(s)]
         topic = "" if is_unresolved(props.topic) else props.topic
         group = None if is_unresolved(self.consumer_group_id) else self.consumer_group_id
-        return derive_uuid(self.node.path, topic, servers, group)
+        return derive_uuid(self.node.path, topic, [], group)
 
     def _scaling(self) -> tuple[ecs.ScalableTaskCount, DesiredPollerScaling]:
         task_count = self.service.auto_scale_task_count(
@@ -359,44 +365,39 @@ class KafkaPollerService(Construct):
             )
         brokers = list(self.service_props.broker_peers) or [ec2.Peer.any_ipv4()]
         connect_poller(self.security_groups, ports, brokers)
-        if props.network_access is NetworkAccess.EXISTING_ENDPOINTS:
-            for endpoint_group in props.existing_endpoint_security_groups:
-                for group in self.security_groups:
-                    endpoint_group.add_ingress_rule(
-                        group, ec2.Port.tcp(HTTPS), "HTTPS from a Kafka poller"
-                    )
-        elif props.network_access is NetworkAccess.VPC_ENDPOINTS:
-            self._endpoints(vpc)
+        subnets = vpc.select_subnets(**_selection(props.vpc_subnets)).subnets
+        access = choose_access(
+            props.network_access, provisioned=False, isolated=is_isolated(vpc, subnets)
+        )
+        if access is NetworkAccess.EXISTING_ENDPOINTS:
+            open_existing_endpoints(self.security_groups, props.existing_endpoint_security_groups)
+        elif access is NetworkAccess.VPC_ENDPOINTS:
+            self._endpoints(vpc, ec2.SubnetSelection(subnets=subnets))
 
-    def _endpoints(self, vpc: ec2.IVpc) -> None:
+    def _endpoints(self, vpc: ec2.IVpc, subnets: ec2.SubnetSelection) -> None:
         """The shared Kafka endpoints (Lambda, Secrets Manager, destination) and the
-        container ones, their policies opened to this task role."""
+        container ones; narrow policies are opened to this task role."""
         props, role = self.props, self.task_role
-        kafka = props.endpoints or KafkaVpcEndpoints.of(self, vpc)
+        kafka = props.endpoints or KafkaVpcEndpoints.of(self, vpc, subnets)
         container = ContainerVpcEndpoints.of(self, vpc, kafka)
         for group in self.security_groups:
             kafka.allow_from(group)
             container.allow_from(group)
         principal = iam.ArnPrincipal(role.role_arn)
-        kafka.interface_endpoints["Lambda"].add_to_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                principals=[principal],
-                resources=[props.function.function_arn],
-            )
-        )
+        kafka.allow_invoke(principal, props.function.function_arn)
         secrets = props.secrets()
         if secrets:
-            kafka.allow_secret_reads(role, [s.secret_arn for s in secrets])
+            kafka.allow_secret_reads(role, secrets)
         if props.on_failure is not None:
             kafka.allow_destination(role, props.on_failure)
             if props.on_failure.kind is DestinationKind.SQS:
-                kafka.interface_endpoints["Sqs"].add_to_policy(
+                kafka.add_to_policy(
+                    "Sqs",
                     iam.PolicyStatement(
                         actions=["sqs:GetQueueUrl"],
                         principals=[principal],
                         resources=[props.on_failure.destination],
-                    )
+                    ),
                 )
         for endpoints in (kafka, container):
             if cdk.Stack.of(endpoints) is cdk.Stack.of(self):
@@ -411,12 +412,13 @@ class KafkaPollerService(Construct):
             principal=self.props.kafka_principal,
             bootstrap_server=self.props.bootstrap_servers[0],
         )
-        cdk.CfnOutput(
-            self,
-            "KafkaAclCommands",
-            value=" ; ".join(commands),
-            description="kafka-acls.sh commands granting the ACLs the poller's principal needs",
-        )
+        if self.props.acl_commands_output:
+            cdk.CfnOutput(
+                self,
+                "KafkaAclCommands",
+                value=" ; ".join(commands),
+                description="kafka-acls.sh commands granting the ACLs the poller's principal needs",
+            )
         return commands
 
     def _acknowledge(self, statements: list[iam.PolicyStatement]) -> None:
@@ -596,11 +598,6 @@ def _subnet_problems(props: KafkaTriggerProps, vpc: ec2.IVpc) -> list[PropProble
 
 
 def _function_timeout_s(function: lambda_.IFunction) -> int | None:
-    """The function's timeout when it is defined in the app (Lambda's default: 3 s)."""
-    if not isinstance(function, lambda_.Function):
-        return None
-    timeout = function.timeout
-    if timeout is None:
-        return LAMBDA_DEFAULT_TIMEOUT_S
-    seconds = timeout.to_seconds()
-    return None if cdk.Token.is_unresolved(seconds) else int(seconds)
+    """The function's timeout when the app defines it (an alias's or version's too)."""
+    seconds = known_timeout(function)
+    return None if seconds is None else int(seconds)

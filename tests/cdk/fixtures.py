@@ -16,6 +16,7 @@ from constructs_kafka import (
     EsmMetric,
     KafkaSchemaRegistry,
     KafkaTriggerProps,
+    KafkaVpcEndpoints,
     OnFailureDestination,
     ProvisionedPollerConfig,
     RootCaSecret,
@@ -70,6 +71,21 @@ def failure_queue(stack: cdk.Stack, reason: str) -> sqs.Queue:
     return queue
 
 
+def secured_props(
+    stack: cdk.Stack, user: SaslScramSecret, root_ca: RootCaSecret, vpc: ec2.IVpc, queue: sqs.Queue
+) -> dict[str, Any]:
+    """The props both VPC fixtures share: SCRAM, a root CA, three brokers, an SQS queue."""
+    return {
+        "function": new_function(stack),
+        "bootstrap_servers": [*SERVERS, "b-3.kafka.example.com:9094"],
+        "topic": "orders",
+        "authentication": user.authentication,
+        "root_ca_secret": root_ca,
+        "vpc": vpc,
+        "on_failure": OnFailureDestination.sqs(queue),
+    }
+
+
 def full_vpc_stack(outdir: str) -> Built:
     """Every feature at once: SCRAM + root CA with CMKs, VPC, SQS destination with a
     CMK, encrypted filters, provisioned mode, Glue registry, system logs."""
@@ -88,14 +104,8 @@ def full_vpc_stack(outdir: str) -> Built:
         stack,
         "Trigger",
         KafkaTriggerProps(
-            function=new_function(stack),
-            bootstrap_servers=[*SERVERS, "b-3.kafka.example.com:9094"],
-            topic="orders",
+            **secured_props(stack, user, root_ca, vpc, queue),
             starting_position=StartingPosition.TRIM_HORIZON,
-            authentication=user.authentication,
-            root_ca_secret=root_ca,
-            vpc=vpc,
-            on_failure=OnFailureDestination.sqs(queue),
             filters=[{"value": {"kind": ["order"]}}],
             filter_encryption=filter_key,
             provisioned_pollers=ProvisionedPollerConfig(minimum_pollers=2, maximum_pollers=10),
@@ -108,6 +118,42 @@ def full_vpc_stack(outdir: str) -> Built:
             tags={"team": "orders"},
         ),
     )
+    acknowledge_basic_role(trigger)
+    assembly = app.synth()  # runs cdk-nag; raises on an unacknowledged finding
+    template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
+    return Built(app, stack, trigger, template, template.to_json())
+
+
+def resources(built: Built, kind: str) -> dict[str, Any]:
+    return {k: v for k, v in built.json["Resources"].items() if v["Type"] == kind}
+
+
+def on_demand_vpc_stack(outdir: str) -> Built:
+    """On-demand pollers in an isolated VPC: brokers in their own security group, SCRAM
+    and root CA secrets, an SQS destination, and narrow endpoints given by the app."""
+    app = cdk.App(outdir=outdir)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = new_stack("OnDemand", app)
+    vpc = isolated_vpc(stack)
+    brokers = ec2.SecurityGroup(stack, "Brokers", vpc=vpc, allow_all_outbound=False)
+    user = SaslScramSecret(stack, "User", username="orders-consumer")
+    root_ca = RootCaSecret(stack, "RootCa", certificate=pem(make_pki().root))
+    queue = failure_queue(stack, "This queue is itself the on-failure destination.")
+    trigger = SelfManagedKafkaTrigger(
+        stack,
+        "Trigger",
+        **secured_props(stack, user, root_ca, vpc, queue),
+        starting_position=StartingPosition.LATEST,
+        brokers=[brokers],
+        endpoints=KafkaVpcEndpoints(stack, "Endpoints", vpc=vpc, narrow_policies=True),
+    )
+    acknowledge_basic_role(trigger)
+    assembly = app.synth()
+    template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
+    return Built(app, stack, trigger, template, template.to_json())
+
+
+def acknowledge_basic_role(trigger: SelfManagedKafkaTrigger) -> None:
     role = trigger.role
     assert role is not None
     cdk.Validations.of(role).acknowledge(
@@ -117,10 +163,9 @@ def full_vpc_stack(outdir: str) -> Built:
             reason="The test function logs with AWS's basic execution policy.",
         )
     )
-    assembly = app.synth()  # runs cdk-nag; raises on an unacknowledged finding
-    template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
-    return Built(app, stack, trigger, template, template.to_json())
 
 
-def resources(built: Built, kind: str) -> dict[str, Any]:
-    return {k: v for k, v in built.json["Resources"].items() if v["Type"] == kind}
+def logical_id(built: Built, construct: Any) -> str:
+    """The logical id of a construct's CloudFormation resource."""
+    child = construct.node.default_child or construct
+    return str(built.stack.get_logical_id(child))

@@ -23,6 +23,7 @@ from constructs_kafka import (
     KafkaPollerService,
     KafkaTriggerProps,
     KafkaTriggerValidationError,
+    KafkaVpcEndpoints,
     NetworkAccess,
     OnFailureDestination,
     PollerServiceProps,
@@ -108,6 +109,7 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> Built:
             starting_position=StartingPosition.TRIM_HORIZON,
             authentication=user.authentication,
             vpc=vpc,
+            endpoints=KafkaVpcEndpoints(stack, "KafkaEndpoints", vpc=vpc, narrow_policies=True),
             on_failure=OnFailureDestination.sqs(queue),
             batch_size=250,
             filters=[{"value": {"kind": ["order"]}}],
@@ -439,9 +441,7 @@ def test_endpoints_let_the_task_pull_log_and_invoke(full: Built) -> None:
         s["Action"] for s in sqs_policy["Statement"] if s["Principal"] == {"AWS": role_arn}
     }
     assert sqs_actions == {"sqs:SendMessage", "sqs:GetQueueUrl"}
-    s3_policy = next(
-        p for k, p in policies.items() if k.startswith("ContainerVpcEndpoints") and "S3" in k
-    )
+    s3_policy = next(p for k, p in policies.items() if k.startswith("KafkaEndpointsS3"))
     assert any(s.get("Sid") == "EcrImageLayers" for s in s3_policy["Statement"])
     group = group_id(full, full.service.security_groups[0])
     https_in = [
@@ -449,9 +449,9 @@ def test_endpoints_let_the_task_pull_log_and_invoke(full: Built) -> None:
         for r in ingress_rules(full)
         if r["SourceSecurityGroupId"] == group and r["FromPort"] == 443
     ]
-    assert sorted(re.sub(r"Vpc[0-9A-F]{8}.*", "", g) for g in https_in) == [
+    assert sorted(re.sub(r"(Vpc[0-9A-F]{8}|SecurityGroup).*", "", g) for g in https_in) == [
         "ContainerVpcEndpointsPoller",
-        "KafkaVpcEndpointsPoller",
+        "KafkaEndpoints",
     ]
 
 

@@ -99,6 +99,7 @@ def test_execution_policy_has_exactly_the_needed_statements(full: Built) -> None
         "KafkaSecretsRead",
         "KafkaSecretsDecrypt",
         "KafkaVpcNetworkInterfaces",
+        "KafkaVpcDescribe",
         "OnFailureSqs",
         "OnFailureKey",
         "SchemaRegistryRead",
@@ -114,17 +115,19 @@ def test_execution_policy_has_exactly_the_needed_statements(full: Built) -> None
     assert decrypt["Condition"] == {
         "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}
     }
-    assert sorted(found["KafkaVpcNetworkInterfaces"]["Action"]) == sorted(
-        [
-            "ec2:CreateNetworkInterface",
-            "ec2:DescribeNetworkInterfaces",
-            "ec2:DescribeVpcs",
-            "ec2:DeleteNetworkInterface",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeSecurityGroups",
-        ]
-    )
-    assert found["KafkaVpcNetworkInterfaces"]["Resource"] == "*"
+    enis = found["KafkaVpcNetworkInterfaces"]
+    assert enis["Action"] == ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"]
+    assert enis["Resource"] == "*"
+    vpc_arn = enis["Condition"]["ArnEquals"]["ec2:Vpc"]["Fn::Join"][1]
+    assert vpc_arn[-1] == {"Ref": logical_id(full, "Vpc")}
+    assert "vpc/" in vpc_arn[-2]
+    assert sorted(found["KafkaVpcDescribe"]["Action"]) == [
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+    ]
+    assert "Condition" not in found["KafkaVpcDescribe"]
     assert found["OnFailureSqs"]["Action"] == "sqs:SendMessage"
     assert found["OnFailureSqs"]["Resource"] == {
         "Fn::GetAtt": [logical_id(full, "Failures"), "Arn"]
@@ -168,8 +171,8 @@ def test_acl_output_and_data(full: Built) -> None:
         ("Topic", "orders", "Describe"),
         ("Topic", "orders", "Read"),
     ]
-    (output,) = full.json["Outputs"].values()
-    commands = output["Value"].split(" ; ")
+    assert "Outputs" not in full.json  # the output is opt-in
+    commands = full.trigger.acl_commands
     assert len(commands) == 3
     assert all("--allow-principal 'User:orders-consumer'" in c for c in commands)
     assert "--operation DescribeConfigs --cluster" in commands[0]

@@ -156,7 +156,7 @@ def test_function_timeout_at_most_14_minutes() -> None:
         ({"system_log_level": SystemLogLevel.WARN}, "system_log_level (LoggingConfig)"),
         ({"metrics": [EsmMetric.ERROR_COUNT]}, "metrics (MetricsConfig.Metrics[0])"),
         ({"schema_registry": KafkaSchemaRegistry.glue(GLUE)}, "schema_registry ("),
-        ({"on_failure": OnFailureDestination.kafka("dlq")}, "on_failure (DestinationConfig"),
+        ({"on_failure": OnFailureDestination.kafka("orders-dlq")}, "on_failure (DestinationConfig"),
     ],
 )
 def test_provisioned_only_features_need_pollers(overrides: dict[str, Any], prop: str) -> None:
@@ -239,8 +239,17 @@ def test_filter_count_within_the_quota() -> None:
     assert "must hold 1-10 filters (has 11)" in " ".join(problems(filters=eleven, filter_quota=10))
 
 
-def test_filter_quota_bounds() -> None:
-    assert "filter_quota: 0 must be from 1 to 10" in " ".join(problems(filter_quota=11))
+def test_filter_quota_reports_the_value_and_keeps_checking() -> None:
+    """Issue 14.8: the value passed is named, and the other checks still run."""
+    found = problems(
+        filter_quota=11, batch_size=0, filters=[{"value": {"n": [i]}} for i in range(11)]
+    )
+    assert "filter_quota: 11 must be an integer from 1 to 10 (AWS's default quota is 5)" in found
+    assert any(p.startswith("batch_size (BatchSize): 0") for p in found)
+    assert any("must hold 1-10 filters (has 11)" in p for p in found)
+    assert "filter_quota: 0 must be an integer from 1 to 10 (AWS's default quota is 5)" in problems(
+        filter_quota=0
+    )
 
 
 def test_filter_encryption_needs_filters() -> None:
