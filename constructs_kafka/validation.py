@@ -198,14 +198,15 @@ def _function_timeout(function: lambda_.IFunction) -> list[PropProblem]:
 def _destination(props: KafkaTriggerProps, request: Mapping[str, Any]) -> list[PropProblem]:
     """What CloudFormation and Lambda refuse of a destination beyond the runtime's rules."""
     destination = props.on_failure
-    if destination is None or is_unresolved(destination.destination):
+    if destination is None:
         return []
     field = "DestinationConfig.OnFailure.Destination"
     arn = destination.destination
-    if destination.fifo or arn.endswith(".fifo"):
+    known = not is_unresolved(arn)
+    if destination.fifo or (known and arn.endswith(".fifo")):
         rule = "is a FIFO queue or topic; Lambda sends Kafka failures to standard ones only"
-        return [PropProblem("on_failure", field, arn, rule)]
-    if arn.startswith(KAFKA_DESTINATION_PREFIX) and len(arn) < MIN_DESTINATION_LENGTH:
+        return [PropProblem("on_failure", field, arn if known else "<destination>", rule)]
+    if known and arn.startswith(KAFKA_DESTINATION_PREFIX) and len(arn) < MIN_DESTINATION_LENGTH:
         rule = (
             f"is {len(arn)} characters; CloudFormation needs at least {MIN_DESTINATION_LENGTH} "
             f"(a topic of {MIN_DESTINATION_LENGTH - len(KAFKA_DESTINATION_PREFIX)} or more "

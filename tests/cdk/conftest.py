@@ -80,3 +80,18 @@ def stack() -> cdk.Stack:
 @pytest.fixture
 def make_stack() -> Callable[..., cdk.Stack]:
     return new_stack
+
+
+def new_trigger(stack: cdk.Stack, construct_id: str = "Trigger", **props: Any) -> Any:
+    """A trigger of ``orders`` on ``SERVERS`` from LATEST, with ``props`` on top (a new
+    function unless one is given)."""
+    from constructs_kafka import SelfManagedKafkaTrigger, StartingPosition
+
+    defaults: dict[str, Any] = {
+        "bootstrap_servers": SERVERS,
+        "topic": "orders",
+        "starting_position": StartingPosition.LATEST,
+    }
+    if "function" not in props:
+        defaults["function"] = new_function(stack, f"{construct_id}Fn")
+    return SelfManagedKafkaTrigger(stack, construct_id, **{**defaults, **props})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,3 +170,40 @@ def logical_id(built: Built, construct: Any) -> str:
     """The logical id of a construct's CloudFormation resource."""
     child = construct.node.default_child or construct
     return str(built.stack.get_logical_id(child))
+
+
+PLAUSIBLE: dict[tuple[str, str], str] = {
+    ("AWS::SecretsManager::Secret", "Ref"): (
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kafka-AbCdEf"
+    ),
+    ("AWS::Lambda::Function", "Ref"): "consumer",
+    ("AWS::Lambda::Function", "Arn"): "arn:aws:lambda:eu-west-1:123456789012:function:consumer",
+    ("AWS::SQS::Queue", "Arn"): "arn:aws:sqs:eu-west-1:123456789012:failures",
+    (
+        "AWS::KMS::Key",
+        "Arn",
+    ): "arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+}
+"""Deploy-time values of the references a mapping request holds, by resource type."""
+
+
+def concrete(template: dict[str, Any], value: Any) -> Any:
+    """A resolved value with every Ref, GetAtt and Join replaced by a plausible
+    deploy-time value, so the runtime's own parser can read it."""
+    if isinstance(value, list):
+        return [concrete(template, v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(str(concrete(template, p)) for p in parts)
+    if "Ref" in value and str(value["Ref"]).startswith("AWS::"):
+        return {"AWS::Partition": "aws", "AWS::Region": "eu-west-1"}[value["Ref"]]
+    if "Ref" in value or "Fn::GetAtt" in value:
+        target, attribute = (value["Ref"], "Ref") if "Ref" in value else value["Fn::GetAtt"]
+        kind = template["Resources"][target]["Type"]
+        ids = {"AWS::EC2::Subnet": "subnet", "AWS::EC2::SecurityGroup": "sg"}
+        if kind in ids:  # one id per resource: the parser refuses repeated entries
+            return f"{ids[kind]}-{hashlib.sha256(target.encode()).hexdigest()[:17]}"
+        return PLAUSIBLE[(kind, attribute)]
+    return {k: concrete(template, v) for k, v in value.items()}
