@@ -16,6 +16,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 
 from constructs_kafka.destinations import OnFailureDestination
@@ -24,6 +25,7 @@ from runtime.mapping_vocabulary import GLUE_REGISTRY_ARN, DestinationKind
 
 __all__ = [
     "ENI_ACTIONS",
+    "allow_log_encryption",
     "destination_statements",
     "eni_statements",
     "log_group_name",
@@ -112,6 +114,37 @@ def read_secret_statements(secrets: Sequence[secretsmanager.ISecret]) -> list[ia
     if keys:
         statements.append(secret_key_statement(keys))
     return statements
+
+
+LOGS_KEY_ACTIONS: Final = (
+    "kms:Encrypt*",
+    "kms:Decrypt*",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:Describe*",
+)
+"""What CloudWatch Logs needs of a log group's customer key (its user guide)."""
+
+
+def allow_log_encryption(key: kms.IKey, group: logs.ILogGroup) -> None:
+    """CloudWatch Logs may use ``key`` for log groups of this account and region (AWS's
+    key policy statement). Naming the one group would be a cycle: the group names the key."""
+    stack = cdk.Stack.of(group)
+    groups = stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name="*",
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudWatchLogsEncryption",
+            actions=list(LOGS_KEY_ACTIONS),
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            resources=["*"],
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": groups}},
+        )
+    )
 
 
 def eni_statements(vpc: ec2.IVpc) -> list[iam.PolicyStatement]:

@@ -25,7 +25,7 @@ breaker.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,6 +34,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -55,7 +56,7 @@ from constructs_kafka.poller_scaling import (
     DesiredPollerScaling,
     desired_pollers_metric,
 )
-from constructs_kafka.props import KafkaTriggerProps, NetworkAccess, is_unresolved
+from constructs_kafka.props import KafkaTriggerProps, NetworkAccess, is_unresolved, props_from
 from constructs_kafka.validation import (
     KafkaTriggerValidationError,
     PropProblem,
@@ -135,6 +136,11 @@ class PollerServiceProps:
     drain_timeout: cdk.Duration = DEFAULT_DRAIN_TIMEOUT
     """How long in-flight batches may finish after SIGTERM (at most 100 s on Fargate)."""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    """How long the poller's logs (and EMF metrics) are kept. @default ONE_MONTH"""
+    log_encryption_key: kms.IKey | None = None
+    """A customer-managed key for the log group; its key policy gets CloudWatch Logs'
+    statement (a key imported from elsewhere needs it added there).
+    @default - CloudWatch Logs' own encryption"""
     metrics_namespace: str = DEFAULT_NAMESPACE
     """The EMF namespace of the poller's metrics, DesiredPollerCount included."""
     broker_peers: Sequence[ec2.IPeer] = ()
@@ -144,6 +150,9 @@ class PollerServiceProps:
 
 class KafkaPollerService(Construct):
     """The self-managed Kafka trigger ``props`` describe, polled by Fargate tasks.
+
+    Takes the ``KafkaTriggerProps`` and ``PollerServiceProps`` fields as keywords (``vpc``
+    is the trigger's), or the two props objects.
 
     Attributes: ``mapping_request`` (the container's mapping, with tokens),
     ``mapping_uuid``, ``consumer_group_id``, ``cluster``, ``task_definition``,
@@ -157,10 +166,17 @@ class KafkaPollerService(Construct):
         self,
         scope: Construct,
         construct_id: str,
-        props: KafkaTriggerProps,
-        service: PollerServiceProps,
+        props: KafkaTriggerProps | None = None,
+        service: PollerServiceProps | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(scope, construct_id)
+        path = self.node.path
+        service_names = {f.name for f in fields(PollerServiceProps)} - {"vpc"}
+        service_options = {k: v for k, v in options.items() if k in service_names}
+        trigger_options = {k: v for k, v in options.items() if k not in service_names}
+        props = props_from(KafkaTriggerProps, path, props, trigger_options)
+        service = props_from(PollerServiceProps, path, service, service_options)
         self.props, self.service_props = props, service
         self.consumer_group_id = props.effective_consumer_group_id
         self.mapping_uuid = self._uuid()
@@ -171,7 +187,7 @@ class KafkaPollerService(Construct):
         self.cluster = service.cluster or ecs.Cluster(
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
-        self.log_group = logs.LogGroup(self, "Logs", retention=service.log_retention)
+        self.log_group = self._log_group()
         self.task_role = iam.Role(
             self,
             "TaskRole",
@@ -216,6 +232,15 @@ class KafkaPollerService(Construct):
                 "the poller carries SchemaRegistryConfig in its mapping but does not apply it",
             )
         self.acl_commands = self._acl_commands()
+
+    def _log_group(self) -> logs.LogGroup:
+        """The poller's logs (and so its EMF metrics), with the customer key if given."""
+        service = self.service_props
+        key = service.log_encryption_key
+        group = logs.LogGroup(self, "Logs", retention=service.log_retention, encryption_key=key)
+        if key is not None:
+            permissions.allow_log_encryption(key, group)
+        return group
 
     # --- identity --------------------------------------------------------------------
 
