@@ -340,9 +340,13 @@ def required_acls_for(props: KafkaTriggerProps, group: str) -> tuple[AclRequirem
 
 
 def _acknowledge_wildcards(policy: iam.Policy, statements: list[iam.PolicyStatement]) -> None:
-    """cdk-nag IAM5: each wildcard resource this library writes, with why AWS needs it."""
+    """cdk-nag IAM5: each wildcard resource this library writes, with why AWS needs it
+    (one finding per resource: the reasons of every statement naming it, joined)."""
+    reasons: dict[str, list[str]] = {}
     for statement in statements:
         reason = _WILDCARD_REASONS.get(statement.sid or "")
         for resource in statement.resources if reason else []:
-            if "*" in resource:
-                acknowledge_resource_wildcard(policy, resource, reason or "")
+            if "*" in resource and reason:
+                reasons.setdefault(resource, []).append(reason)
+    for resource, why in reasons.items():
+        acknowledge_resource_wildcard(policy, resource, " ".join(why))
