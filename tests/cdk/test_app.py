@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from tests.cdk.conftest import cfn_lint, library_warnings, nag_report
 
@@ -91,3 +94,25 @@ def test_python_app_py_synthesizes_with_cdk_nag(tmp_path: Path) -> None:
     report = nag_report(tmp_path)  # written because app.py itself applies cdk-nag
     assert report["violations"] == []
     assert len(report["suppressedViolations"]) > 0
+
+
+def test_min_version_constraints_are_the_declared_lower_bounds() -> None:
+    """`make min-versions` installs constraints-min.txt: each pin is pyproject's minimum."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = [
+        *project["dependencies"],
+        *project["optional-dependencies"]["cdk"],
+        *project["optional-dependencies"]["dev"],
+    ]
+    lower = {}
+    for spec in declared:
+        found = re.match(r"([A-Za-z0-9_.-]+)(\[[^]]*\])?\s*>=\s*([0-9][0-9.]*)", spec)
+        if found:
+            lower[found.group(1).lower()] = Version(found.group(3))
+    pins = {}
+    for line in (REPO / "constraints-min.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower()] = Version(version)
+    assert {name: lower.get(name) for name in pins} == pins
+    assert {"aws-cdk-lib", "constructs", "cdk-nag"} <= set(pins)

@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.assertions import Template
 
 from constructs_kafka import (
     EsmMetric,
@@ -64,8 +65,23 @@ def single(stack: cdk.Stack | None = None, **overrides: Any) -> str:
     return found[0]
 
 
+def accepted(stack: cdk.Stack | None = None, **overrides: Any) -> dict[str, Any]:
+    """The mapping's properties, for props that must pass."""
+    trigger = build(stack, **overrides)
+    template = Template.from_stack(cdk.Stack.of(trigger)).to_json()
+    (mapping,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    return dict(mapping)
+
+
 def test_valid_props_pass() -> None:
-    assert build().consumer_group_id
+    mapping = accepted()
+    assert mapping["Topics"] == ["orders"]
+    assert mapping["StartingPosition"] == "LATEST"
+    assert mapping["SelfManagedEventSource"]["Endpoints"]["KafkaBootstrapServers"] == SERVERS
 
 
 def test_batch_size_range() -> None:
@@ -145,7 +161,8 @@ def test_function_timeout_at_most_14_minutes() -> None:
         "function (Timeout): '900 seconds' is the function's timeout; a Kafka trigger needs at "
         "most 840 seconds (14 minutes)"
     )
-    build(function=new_function(new_stack(), timeout=cdk.Duration.minutes(14)))
+    fourteen = new_stack()
+    assert accepted(fourteen, function=new_function(fourteen, timeout=cdk.Duration.minutes(14)))
 
 
 @pytest.mark.parametrize(
@@ -171,7 +188,9 @@ def test_provisioned_only_features_need_pollers(overrides: dict[str, Any], prop:
         "needs provisioned mode in AWS Lambda (set ProvisionedPollerConfig); "
         "the local poller supports it in every mode"
     )
-    build(provisioned_pollers=ProvisionedPollerConfig(), **overrides)
+    assert "ProvisionedPollerConfig" in accepted(
+        provisioned_pollers=ProvisionedPollerConfig(), **overrides
+    )
 
 
 @pytest.mark.parametrize(
@@ -191,9 +210,10 @@ def test_kafka_destination_rules(topic: str, rule: str) -> None:
         provisioned_pollers=ProvisionedPollerConfig(),
     )
     assert found == f"on_failure (DestinationConfig.OnFailure.Destination): {rule}"
-    build(
+    mapping = accepted(
         on_failure=OnFailureDestination.kafka("dead"), provisioned_pollers=ProvisionedPollerConfig()
     )
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": "kafka://dead"}}
 
 
 def test_one_root_ca_only() -> None:
@@ -250,7 +270,7 @@ def test_filter_count_within_the_quota() -> None:
     five = [{"value": {"n": [i]}} for i in range(6)]
     found = single(filters=five)
     assert found.startswith("filters (FilterCriteria.Filters): '<6 filters>' must hold at most 5")
-    build(filters=five, filter_quota=10)
+    assert len(accepted(filters=five, filter_quota=10)["FilterCriteria"]["Filters"]) == 6
     eleven = [{"value": {"n": [i]}} for i in range(11)]
     assert "must hold 1-10 filters (has 11)" in " ".join(problems(filters=eleven, filter_quota=10))
 
