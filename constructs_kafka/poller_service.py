@@ -115,26 +115,37 @@ class PollerServiceProps:
     """How the poller runs on Fargate; the mapping itself is the ``KafkaTriggerProps``."""
 
     partition_count: int
-    """The topic's partitions: the most pollers that can each own a partition."""
+    """The topic's partitions (at least 1): the most pollers that can each own one."""
     cluster: ecs.ICluster | None = None
-    """@default - a cluster with Container Insights in the VPC"""
+    """The ECS cluster to run in. @default - a cluster with Container Insights in the VPC"""
     vpc: ec2.IVpc | None = None
-    """The tasks' VPC when neither ``cluster`` nor the trigger props give one."""
+    """The tasks' VPC when neither ``cluster`` nor the trigger props give one.
+    @default - the cluster's VPC, else the trigger props' ``vpc``"""
     min_tasks: int | None = None
-    """@default - ``provisioned_pollers.minimum_pollers``, else 1"""
+    """The fewest tasks, 1 to ``max_tasks``. @default - ``provisioned_pollers.minimum_pollers``,
+    else 1"""
     max_tasks: int | None = None
-    """@default - ``partition_count`` (at most ``provisioned_pollers.maximum_pollers``)"""
+    """The most tasks, 1 to ``partition_count``. @default - ``partition_count`` (at most
+    ``provisioned_pollers.maximum_pollers``)"""
     cpu: int = 512
+    """Fargate CPU units of a task (256-16384, a valid Fargate pair with ``memory_mib``).
+    @default 512"""
     memory_mib: int = 1024
+    """Memory of a task in MiB, valid for ``cpu`` on Fargate. @default 1024"""
     architecture: ecs.CpuArchitecture = ecs.CpuArchitecture.X86_64
+    """The tasks' CPU architecture (the image is built for it). @default X86_64"""
     image: ecs.ContainerImage | None = None
-    """@default - ``runtime/Dockerfile`` built from this repository at deploy time"""
+    """The poller's image. @default - ``runtime/Dockerfile`` built from this repository at
+    deploy time"""
     lag_per_poller: int = DEFAULT_LAG_PER_POLLER
-    """Records of group lag per poller: DesiredPollerCount = ceil(lag / this)."""
+    """Records of group lag per poller (at least 1): DesiredPollerCount = ceil(lag / this).
+    @default 10000 (the runtime's own)"""
     scale_in_cooldown: cdk.Duration = DEFAULT_SCALE_IN_COOLDOWN
-    """The least time between two scale-ins; scale-outs are never held back."""
+    """The least time between two scale-ins; scale-outs are never held back.
+    @default 5 minutes"""
     drain_timeout: cdk.Duration = DEFAULT_DRAIN_TIMEOUT
-    """How long in-flight batches may finish after SIGTERM (at most 100 s on Fargate)."""
+    """How long in-flight batches may finish after SIGTERM, 0-100 whole seconds on Fargate.
+    @default 30 seconds (the poller's ``--drain-timeout``)"""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     """How long the poller's logs (and EMF metrics) are kept. @default ONE_MONTH"""
     log_encryption_key: kms.IKey | None = None
@@ -142,7 +153,8 @@ class PollerServiceProps:
     statement (a key imported from elsewhere needs it added there).
     @default - CloudWatch Logs' own encryption"""
     metrics_namespace: str = DEFAULT_NAMESPACE
-    """The EMF namespace of the poller's metrics, DesiredPollerCount included."""
+    """The EMF namespace of the poller's metrics, DesiredPollerCount included.
+    @default KafkaEsm"""
     broker_peers: Sequence[ec2.IPeer] = ()
     """Where the brokers are; a security group also gets the inbound rule.
     @default - any IPv4 address, on the broker ports only"""

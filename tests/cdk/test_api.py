@@ -17,11 +17,13 @@ from aws_cdk.assertions import Template
 
 from constructs_kafka import (
     KafkaTriggerProps,
+    PollerServiceProps,
     SaslScramSecret,
     SelfManagedKafkaEventSource,
     SelfManagedKafkaTrigger,
     StartingPosition,
 )
+from constructs_kafka import poller_service as poller_module
 from constructs_kafka import props as props_module
 from tests.cdk.conftest import SERVERS, new_function, new_stack, new_trigger
 
@@ -182,12 +184,10 @@ def test_no_output_unless_asked() -> None:
     assert output["Value"].startswith("kafka-acls.sh --bootstrap-server b-1.kafka.example.com:9096")
 
 
-def _field_docs() -> dict[str, str]:
-    """Each KafkaTriggerProps field's docstring, read from the source."""
-    tree = ast.parse(inspect.getsource(props_module))
-    (body,) = [
-        n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "KafkaTriggerProps"
-    ]
+def _field_docs(module: Any, class_name: str) -> dict[str, str]:
+    """Each field's docstring, read from the class's source."""
+    tree = ast.parse(inspect.getsource(module))
+    (body,) = [n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name]
     docs = {}
     for node, after in itertools.pairwise(body):
         named = isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
@@ -196,9 +196,14 @@ def _field_docs() -> dict[str, str]:
     return docs
 
 
-def test_every_prop_is_documented_with_its_default() -> None:
-    docs = _field_docs()
-    for prop in fields(KafkaTriggerProps):
+@pytest.mark.parametrize(
+    ("module", "kind"),
+    [(props_module, KafkaTriggerProps), (poller_module, PollerServiceProps)],
+    ids=["KafkaTriggerProps", "PollerServiceProps"],
+)
+def test_every_prop_is_documented_with_its_default(module: Any, kind: type) -> None:
+    docs = _field_docs(module, kind.__name__)
+    for prop in fields(kind):
         assert prop.name in docs, f"{prop.name} has no docstring"
         optional = prop.default is not MISSING or prop.default_factory is not MISSING
         if optional:
