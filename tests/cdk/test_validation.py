@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -511,3 +512,108 @@ def test_keyword_errors_name_the_prop() -> None:
         SelfManagedKafkaTrigger(stack, "Trigger", function=new_function(stack), topics=["x"])
     with pytest.raises(TypeError, match="Test/Other: missing 2 required keyword-only arguments"):
         SelfManagedKafkaTrigger(stack, "Other", function=new_function(stack, "F2"), topic="x")
+
+
+# --- the adversarial table: each case and what synth does with it ---------------------------
+
+
+def _case(name: str) -> tuple[cdk.Stack, dict[str, Any]]:
+    """A stack and the overrides of one adversarial case."""
+    stack = new_stack()
+    egress = lambda: ec2.Vpc(stack, "Vpc", nat_gateways=1)  # noqa: E731
+    isolated = lambda: ec2.Vpc(  # noqa: E731
+        stack,
+        "Vpc",
+        nat_gateways=0,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        ],
+    )
+    user = lambda: SaslScramSecret(stack, "U", username="u").authentication  # noqa: E731
+    cases: dict[str, Callable[[], dict[str, Any]]] = {
+        "servers only": dict,
+        "aws-cdk-lib StartingPosition": lambda: {
+            "starting_position": lambda_.StartingPosition.TRIM_HORIZON
+        },
+        "11 filters with quota 10": lambda: {
+            "filters": [{"value": {"n": [i]}} for i in range(11)],
+            "filter_quota": 10,
+        },
+        "filter that is not JSON": lambda: {"filters": ["{not json"]},
+        "51 tags": lambda: {"tags": {f"k{i}": "v" for i in range(51)}},
+        "batch window 0 s": lambda: {"max_batching_window": cdk.Duration.seconds(0)},
+        "partial batch responses on demand": lambda: {"report_batch_item_failures": True},
+        "FIFO SQS destination": lambda: {
+            "on_failure": OnFailureDestination.sqs(sqs.Queue(stack, "Q", fifo=True))
+        },
+        "kafka://abc destination": lambda: {
+            "on_failure": OnFailureDestination.kafka("abc"),
+            "provisioned_pollers": ProvisionedPollerConfig(),
+        },
+        "public subnets": lambda: {
+            "vpc": egress(),
+            "vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+        },
+        "SASL to SASL_PLAINTEXT://": lambda: {
+            "authentication": user(),
+            "bootstrap_servers": ["SASL_PLAINTEXT://b.example.com:9096"],
+        },
+        "SASL to port 9092": lambda: {
+            "authentication": user(),
+            "bootstrap_servers": ["b.example.com:9092"],
+        },
+        "imported function": lambda: {
+            "function": lambda_.Function.from_function_arn(
+                stack, "F", "arn:aws:lambda:eu-west-1:123456789012:function:f"
+            )
+        },
+        "VPC without brokers": lambda: {"vpc": egress()},
+        "isolated VPC, endpoints unrequested": lambda: {"vpc": isolated()},
+        "provisioned with VPC_ENDPOINTS": lambda: {
+            "vpc": isolated(),
+            "network_access": NetworkAccess.VPC_ENDPOINTS,
+            "provisioned_pollers": ProvisionedPollerConfig(),
+        },
+        "brokers without vpc": lambda: {"brokers": [ec2.Peer.ipv4("10.0.0.0/16")]},
+        "token servers in a VPC": lambda: {
+            "vpc": egress(),
+            "bootstrap_servers": cdk.CfnParameter(
+                stack, "S", type="CommaDelimitedList"
+            ).value_as_list,
+        },
+    }
+    return stack, cases[name]()
+
+
+ADVERSARIAL: dict[str, str] = {
+    "servers only": "accepted",
+    "aws-cdk-lib StartingPosition": "accepted",
+    "11 filters with quota 10": "refused",
+    "filter that is not JSON": "refused",
+    "51 tags": "refused",
+    "batch window 0 s": "accepted",
+    "partial batch responses on demand": "refused",
+    "FIFO SQS destination": "refused",
+    "kafka://abc destination": "refused",
+    "public subnets": "refused",
+    "SASL to SASL_PLAINTEXT://": "refused",
+    "SASL to port 9092": "warned",
+    "imported function": "warned",
+    "VPC without brokers": "warned",
+    "isolated VPC, endpoints unrequested": "warned",
+    "provisioned with VPC_ENDPOINTS": "warned",
+    "brokers without vpc": "refused",
+    "token servers in a VPC": "warned",
+}
+
+
+@pytest.mark.parametrize(("name", "outcome"), ADVERSARIAL.items(), ids=list(ADVERSARIAL))
+def test_adversarial_case(name: str, outcome: str) -> None:
+    stack, overrides = _case(name)
+    try:
+        trigger = build(stack, **overrides)
+    except KafkaTriggerValidationError as error:
+        assert outcome == "refused", error
+        return
+    warned = [m for m in trigger.node.metadata if m.type == "aws:cdk:warning"]
+    assert ("warned" if warned else "accepted") == outcome, warned
