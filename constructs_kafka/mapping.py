@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -73,6 +74,7 @@ _WILDCARD_REASONS: dict[str, str] = {
 """Why each wildcard this library writes is needed: the cdk-nag IAM5 acknowledgments."""
 
 
+@jsii.implements(ec2.IConnectable)
 class SelfManagedKafkaTrigger(Construct):
     """A self-managed Apache Kafka event source mapping, with everything it needs.
 
@@ -96,7 +98,7 @@ class SelfManagedKafkaTrigger(Construct):
         self.props = props = props_from(KafkaTriggerProps, self.node.path, props, options)
         self.subnets = self._subnets()
         self.security_groups = self._security_groups()
-        self.connections = ec2.Connections(security_groups=self.security_groups)
+        self._connections = ec2.Connections(security_groups=self.security_groups)
         request = props.to_mapping_request(
             subnet_ids=[s.subnet_id for s in self.subnets],
             security_group_ids=[g.security_group_id for g in self.security_groups],
@@ -127,6 +129,13 @@ class SelfManagedKafkaTrigger(Construct):
                 "needs",
             )
         self._warn()
+
+    @property
+    def connections(self) -> ec2.Connections:
+        """The mapping's security groups, as ``ec2.IConnectable`` (default port: the first
+        broker port): ``cache.connections.allow_from(trigger, ...)`` works as for any
+        aws-cdk-lib network construct."""
+        return self._connections
 
     def _warn(self) -> None:
         """What synth cannot check but a deployment depends on, said once per trigger."""
@@ -255,10 +264,10 @@ class SelfManagedKafkaTrigger(Construct):
                 "the bootstrap servers are tokens: open the broker ports on the security groups",
             )
         if ports:
-            self.connections = ec2.Connections(
+            self._connections = ec2.Connections(
                 security_groups=self.security_groups, default_port=ec2.Port.tcp(ports[0])
             )
-        connect_mapping(self.connections, ports, props.brokers)
+        connect_mapping(self._connections, ports, props.brokers)
         if not props.brokers:
             cdk.Annotations.of(self).add_warning_v2(
                 "constructs-kafka:brokers",

@@ -332,3 +332,16 @@ def test_provisioned_mode_ignores_a_request_for_endpoints() -> None:
     assert any(
         "provisioned pollers need no VPC endpoints" in str(m.data) for m in trigger.node.metadata
     )
+
+
+def test_the_trigger_is_connectable_like_cdk_network_constructs() -> None:
+    stack, vpc = _vpc_stack()
+    trigger = _trigger(stack, "A", vpc, network_access=NetworkAccess.NAT_GATEWAY)
+    cache = ec2.SecurityGroup(stack, "Cache", vpc=vpc)
+    cache.connections.allow_from(trigger, ec2.Port.tcp(6379), "cache from the trigger")
+    template = Template.from_stack(stack)
+    group = stack.resolve(trigger.security_groups[0].security_group_id)
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {"FromPort": 6379, "SourceSecurityGroupId": group, "Description": "cache from the trigger"},
+    )
