@@ -12,7 +12,7 @@ Manager and destination endpoints are the mapping's shared ``KafkaVpcEndpoints``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, cast
+from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -31,18 +31,14 @@ _CONTAINER_SERVICES: Final = {
 
 
 def connect_poller(
-    groups: Sequence[ec2.ISecurityGroup], ports: Sequence[int], brokers: Sequence[ec2.IPeer]
+    groups: Sequence[ec2.ISecurityGroup], ports: Sequence[int], brokers: Sequence[ec2.IConnectable]
 ) -> None:
     """Out to the brokers' ports and to 443; a broker security group also lets it in."""
-    for group in groups:
-        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS), "AWS APIs over HTTPS")
-        for broker in brokers:
-            for port in ports:
-                group.add_egress_rule(broker, ec2.Port.tcp(port), f"Kafka broker port {port}")
-                if ec2.SecurityGroup.is_security_group(broker):
-                    cast(ec2.ISecurityGroup, broker).add_ingress_rule(
-                        group, ec2.Port.tcp(port), f"Kafka poller on broker port {port}"
-                    )
+    connections = ec2.Connections(security_groups=list(groups))
+    connections.allow_to(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS), "AWS APIs over HTTPS")
+    for broker in brokers:
+        for port in ports:
+            connections.allow_to(broker, ec2.Port.tcp(port), f"Kafka broker port {port}")
 
 
 class ContainerVpcEndpoints(Construct):

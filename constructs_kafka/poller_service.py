@@ -155,9 +155,10 @@ class PollerServiceProps:
     metrics_namespace: str = DEFAULT_NAMESPACE
     """The EMF namespace of the poller's metrics, DesiredPollerCount included.
     @default KafkaEsm"""
-    broker_peers: Sequence[ec2.IPeer] = ()
+    broker_peers: Sequence[ec2.IConnectable] = ()
     """Where the brokers are; a security group also gets the inbound rule.
-    @default - any IPv4 address, on the broker ports only"""
+    @default - the trigger props' ``brokers``, else any IPv4 address, on the broker ports
+    only"""
 
 
 class KafkaPollerService(Construct):
@@ -400,7 +401,9 @@ class KafkaPollerService(Construct):
                 "constructs-kafka:ports",
                 "the bootstrap servers are tokens: open the broker ports on the security groups",
             )
-        brokers = list(self.service_props.broker_peers) or [ec2.Peer.any_ipv4()]
+        brokers = (
+            list(self.service_props.broker_peers) or list(props.brokers) or [ec2.Peer.any_ipv4()]
+        )
         connect_poller(self.security_groups, ports, brokers)
         subnets = vpc.select_subnets(**_selection(props.vpc_subnets)).subnets
         access = choose_access(

@@ -667,20 +667,24 @@ def test_every_problem_is_reported_at_once() -> None:
     assert props == {"batch_size", "max_tasks", "lag_per_poller"}
 
 
+def keyword_poller(stack: cdk.Stack, **extra: Any) -> KafkaPollerService:
+    """A poller of ``orders`` from LATEST in an isolated VPC, built with keyword props."""
+    values: dict[str, Any] = {
+        "function": new_function(stack),
+        "bootstrap_servers": SERVERS,
+        "topic": "orders",
+        "starting_position": StartingPosition.LATEST,
+        "partition_count": 2,
+    }
+    if "vpc" not in extra:
+        values["vpc"] = isolated_vpc(stack)
+    return KafkaPollerService(stack, "Poller", **values, **extra)
+
+
 def test_keyword_props_and_a_customer_key_for_the_logs() -> None:
     stack = new_stack()
     key = kms.Key(stack, "LogsKey", enable_key_rotation=True)
-    service = KafkaPollerService(
-        stack,
-        "Poller",
-        function=new_function(stack),
-        bootstrap_servers=SERVERS,
-        topic="orders",
-        starting_position=StartingPosition.LATEST,
-        vpc=isolated_vpc(stack),
-        partition_count=3,
-        log_encryption_key=key,
-    )
+    service = keyword_poller(stack, log_encryption_key=key)
     template = Template.from_stack(stack)
     key_arn = {"Fn::GetAtt": [stack.get_logical_id(key.node.default_child), "Arn"]}
     template.has_resource_properties("AWS::Logs::LogGroup", {"KmsKeyId": key_arn})
@@ -692,5 +696,23 @@ def test_keyword_props_and_a_customer_key_for_the_logs() -> None:
     ]
     assert logs_statement["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
     assert "kms:EncryptionContext:aws:logs:arn" in logs_statement["Condition"]["ArnLike"]
-    assert service.service_props.partition_count == 3
+    assert service.service_props.partition_count == 2
     assert "Outputs" not in template.to_json()
+
+
+def test_the_trigger_props_brokers_reach_the_poller_too() -> None:
+    stack = new_stack()
+    vpc = isolated_vpc(stack)
+    brokers = ec2.SecurityGroup(stack, "Brokers", vpc=vpc)
+    service = keyword_poller(stack, vpc=vpc, brokers=[brokers])
+    template = Template.from_stack(stack)
+    poller_group = stack.resolve(service.security_groups[0].security_group_id)
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {
+            "GroupId": stack.resolve(brokers.security_group_id),
+            "SourceSecurityGroupId": poller_group,
+            "FromPort": 9096,
+            "ToPort": 9096,
+        },
+    )
