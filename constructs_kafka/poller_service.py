@@ -47,6 +47,7 @@ from constructs_kafka.network import (
     KafkaVpcEndpoints,
     broker_ports,
     choose_access,
+    endpoint_warning,
     is_isolated,
     open_existing_endpoints,
 )
@@ -439,6 +440,11 @@ class KafkaPollerService(Construct):
                         resources=[props.on_failure.destination],
                     ),
                 )
+        if props.endpoints is None:
+            services = [*kafka.service_names, *container.interface_endpoints]
+            cdk.Annotations.of(self).add_warning_v2(
+                "constructs-kafka:endpoints", endpoint_warning(vpc, services)
+            )
         for endpoints in (kafka, container):
             if cdk.Stack.of(endpoints) is cdk.Stack.of(self):
                 self.service.node.add_dependency(endpoints)

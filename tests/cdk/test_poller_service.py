@@ -698,6 +698,8 @@ def test_keyword_props_and_a_customer_key_for_the_logs() -> None:
     assert "kms:EncryptionContext:aws:logs:arn" in logs_statement["Condition"]["ArnLike"]
     assert service.service_props.partition_count == 2
     assert "Outputs" not in template.to_json()
+    (warning,) = [m.data for m in service.node.metadata if "VPC endpoints" in str(m.data)]
+    assert "private DNS for Lambda, Sts, S3, EcrApi, EcrDocker, Logs" in warning
 
 
 def test_the_trigger_props_brokers_reach_the_poller_too() -> None:
