@@ -12,6 +12,7 @@ function, so the mapping, permissions and network are the construct's own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -65,9 +66,8 @@ class SelfManagedKafkaEventSource:
         props = props_from(
             KafkaTriggerProps, target.node.path, None, {**self._options, "function": target}
         )
-        topic = props.topic if isinstance(props.topic, str) and props.topic.isidentifier() else ""
         scope = target if isinstance(target, Construct) else cdk.Stack.of(target)
-        self._trigger = SelfManagedKafkaTrigger(scope, f"KafkaEventSource{topic}", props)
+        self._trigger = SelfManagedKafkaTrigger(scope, _free_id(scope, props.topic), props)
 
     @property
     def trigger(self) -> SelfManagedKafkaTrigger:
@@ -83,6 +83,17 @@ class SelfManagedKafkaEventSource:
     @property
     def event_source_mapping_arn(self) -> str:
         return self.trigger.mapping.event_source_mapping_arn
+
+
+def _free_id(scope: Construct, topic: str) -> str:
+    """``KafkaEventSource<topic>``, numbered when the function has one for it already."""
+    name = "" if cdk.Token.is_unresolved(topic) else re.sub(r"[^A-Za-z0-9]", "", topic)
+    base, number = f"KafkaEventSource{name}", 1
+    candidate = base
+    while scope.node.try_find_child(candidate) is not None:
+        number += 1
+        candidate = f"{base}{number}"
+    return candidate
 
 
 def _translated(options: Mapping[str, Any]) -> dict[str, Any]:

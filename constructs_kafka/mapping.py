@@ -222,6 +222,8 @@ class SelfManagedKafkaTrigger(Construct):
         glue = permissions.registry_statement(registry) if registry else None
         if glue is not None:
             statements.append(glue)
+        if not statements:  # nothing to grant: an empty policy would fail to synthesize
+            return None
         policy = iam.Policy(self, "ExecutionPolicy", statements=statements, roles=[role])
         self.mapping.node.add_dependency(policy)
         _acknowledge_wildcards(policy, statements)

@@ -119,11 +119,13 @@ class KafkaVpcEndpoints(Construct):
     """The endpoints Kafka mappings in one VPC use; share it between triggers.
 
     Lambda and STS always exist; Secrets Manager, SQS, SNS and the S3 gateway are
-    added by the first mapping that needs them. The S3 gateway is added to the route
-    tables of ``subnets`` only. With ``narrow_policies`` the endpoint policies allow
-    only Lambda's service principal and each mapping's role on its secrets and
-    destination: right for a VPC dedicated to the mappings, wrong for a shared one
-    (other workloads lose these services). @default - AWS's default, open policies.
+    added by the first mapping that needs them. Interface endpoints go into ``subnets``
+    and the S3 gateway onto their route tables only (the triggers pass their own subnets;
+    @default - one subnet per AZ of the VPC's private subnets, and every route table).
+    With ``narrow_policies`` the endpoint policies allow only Lambda's service principal
+    and each mapping's role on its secrets and destination: right for a VPC dedicated to
+    the mappings, wrong for a shared one (other workloads lose these services).
+    @default - AWS's default, open policies.
     """
 
     def __init__(

@@ -208,3 +208,24 @@ def test_every_prop_is_documented_with_its_default(module: Any, kind: type) -> N
         optional = prop.default is not MISSING or prop.default_factory is not MISSING
         if optional:
             assert "@default" in docs[prop.name], f"{prop.name} states no @default"
+
+
+def test_two_event_sources_on_one_function() -> None:
+    stack = new_stack()
+    function = new_function(stack)
+    for topic in ("orders-eu", "orders-us", "orders-us"):
+        function.add_event_source(
+            SelfManagedKafkaEventSource(
+                bootstrap_servers=SERVERS,
+                topic=topic,
+                starting_position=lambda_.StartingPosition.LATEST,
+                consumer_group_id=f"group-{len(function.node.children)}",
+            )
+        )
+    names = sorted(c.node.id for c in function.node.children if "KafkaEventSource" in c.node.id)
+    assert names == [
+        "KafkaEventSourceorderseu",
+        "KafkaEventSourceordersus",
+        "KafkaEventSourceordersus2",
+    ]
+    Template.from_stack(stack).resource_count_is("AWS::Lambda::EventSourceMapping", 3)
