@@ -6,7 +6,7 @@ export KAFKA_ESM_CACHE ?= $(CURDIR)/.cache/kafka-esm
 # jsii (aws-cdk-lib's bridge to Node.js) warns loudly on Node 20; the machines run 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 
-.PHONY: setup setup-runtime demo test lint unit integration cdk clean
+.PHONY: setup setup-runtime demo test lint unit integration cdk min-versions clean
 
 $(BIN)/activate:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -48,6 +48,16 @@ integration: setup
 cdk: setup
 	$(BIN)/pytest tests/cdk
 
+# The declared minimum versions (constraints-min.txt) in a fresh virtualenv, then app.py
+# synthesized with cdk-nag: proves the lower bounds of pyproject.toml are enough.
+MIN_VENV ?= .venv-min
+min-versions:
+	rm -rf $(MIN_VENV) && $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -q -c constraints-min.txt -e '.[cdk]' cdk-nag
+	rm -rf $(MIN_VENV)/cdk.out
+	CDK_OUTDIR=$(MIN_VENV)/cdk.out $(MIN_VENV)/bin/python app.py
+	test $$(ls $(MIN_VENV)/cdk.out/*.template.json | wc -l) -eq 4
+
 clean:
 	-$(BIN)/kafka-esm local-kafka down
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .venv-min

@@ -28,6 +28,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
+from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from constructs_kafka import (
@@ -35,10 +36,9 @@ from constructs_kafka import (
     EsmMetric,
     KafkaAuthentication,
     KafkaPollerService,
-    KafkaTriggerProps,
+    KafkaVpcEndpoints,
     NetworkAccess,
     OnFailureDestination,
-    PollerServiceProps,
     ProvisionedPollerConfig,
     RootCaSecret,
     SaslScramSecret,
@@ -102,19 +102,19 @@ class ScramOverInternetStack(cdk.Stack):
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        user = SaslScramSecret(self, "KafkaUser", username="orders-consumer")
+        user = SaslScramSecret(
+            self, "KafkaUser", username="orders-consumer", encryption_key=secrets_key(self)
+        )
         self.trigger = SelfManagedKafkaTrigger(
             self,
             "OrdersTrigger",
-            KafkaTriggerProps(
-                function=example_function(self),
-                bootstrap_servers=["kafka-1.example.com:9096", "kafka-2.example.com:9096"],
-                topic="orders",
-                starting_position=StartingPosition.TRIM_HORIZON,
-                authentication=user.authentication,
-                batch_size=500,
-                max_batching_window=cdk.Duration.seconds(5),
-            ),
+            function=example_function(self),
+            bootstrap_servers=["kafka-1.example.com:9096", "kafka-2.example.com:9096"],
+            topic="orders",
+            starting_position=StartingPosition.TRIM_HORIZON,
+            authentication=user.authentication,
+            batch_size=500,
+            max_batching_window=cdk.Duration.seconds(5),
         )
 
 
@@ -137,22 +137,30 @@ class VpcMtlsStack(cdk.Stack):
             ],
         )
         vpc.add_flow_log("FlowLog")
+        key = secrets_key(self)
         client = ClientCertificateSecret(
-            self, "ClientCertificate", certificate_chain=CLIENT_CHAIN_PEM
+            self, "ClientCertificate", certificate_chain=CLIENT_CHAIN_PEM, encryption_key=key
         )
-        root_ca = RootCaSecret(self, "RootCa", certificate=ROOT_CA_PEM)
+        root_ca = RootCaSecret(self, "RootCa", certificate=ROOT_CA_PEM, encryption_key=key)
+        # The brokers' own security group (here made for the example; usually imported with
+        # SecurityGroup.from_security_group_id): the trigger opens 9094 from its group.
+        brokers = ec2.SecurityGroup(
+            self, "Brokers", vpc=vpc, allow_all_outbound=False, description="Kafka brokers"
+        )
         self.trigger = SelfManagedKafkaTrigger(
             self,
             "PaymentsTrigger",
-            KafkaTriggerProps(
-                function=example_function(self),
-                bootstrap_servers=["b-1.kafka.internal:9094", "b-2.kafka.internal:9094"],
-                topic="payments",
-                starting_position=StartingPosition.LATEST,
-                authentication=client.authentication,
-                root_ca_secret=root_ca,
-                vpc=vpc,
-            ),
+            function=example_function(self),
+            bootstrap_servers=["b-1.kafka.internal:9094", "b-2.kafka.internal:9094"],
+            topic="payments",
+            starting_position=StartingPosition.LATEST,
+            authentication=client.authentication,
+            root_ca_secret=root_ca,
+            vpc=vpc,
+            brokers=[brokers],
+            # The VPC serves the mapping only, so its endpoints may allow nothing else.
+            network_access=NetworkAccess.VPC_ENDPOINTS,
+            endpoints=KafkaVpcEndpoints(self, "Endpoints", vpc=vpc, narrow_policies=True),
         )
 
 
@@ -191,24 +199,20 @@ class S3OnFailureStack(cdk.Stack):
         self.trigger = SelfManagedKafkaTrigger(
             self,
             "ClicksTrigger",
-            KafkaTriggerProps(
-                function=example_function(self),
-                bootstrap_servers=["kafka.example.com:9096"],
-                topic="clicks",
-                starting_position=StartingPosition.TRIM_HORIZON,
-                authentication=KafkaAuthentication.sasl_scram_256(
-                    secret, username="clicks-consumer"
-                ),
-                filters=[{"value": {"type": ["click"]}}],
-                provisioned_pollers=ProvisionedPollerConfig(minimum_pollers=1, maximum_pollers=5),
-                retry_attempts=3,
-                max_record_age=cdk.Duration.hours(1),
-                bisect_batch_on_error=True,
-                report_batch_item_failures=True,
-                metrics=[EsmMetric.EVENT_COUNT, EsmMetric.ERROR_COUNT],
-                system_log_level=SystemLogLevel.WARN,
-                on_failure=OnFailureDestination.s3(failures),
-            ),
+            function=example_function(self),
+            bootstrap_servers=["kafka.example.com:9096"],
+            topic="clicks",
+            starting_position=StartingPosition.TRIM_HORIZON,
+            authentication=KafkaAuthentication.sasl_scram_256(secret, username="clicks-consumer"),
+            filters=[{"value": {"type": ["click"]}}],
+            provisioned_pollers=ProvisionedPollerConfig(minimum_pollers=1, maximum_pollers=5),
+            retry_attempts=3,
+            max_record_age=cdk.Duration.hours(1),
+            bisect_batch_on_error=True,
+            report_batch_item_failures=True,
+            metrics=[EsmMetric.EVENT_COUNT, EsmMetric.ERROR_COUNT],
+            system_log_level=SystemLogLevel.WARN,
+            on_failure=OnFailureDestination.s3(failures),
         )
 
 
@@ -235,7 +239,9 @@ class FargatePollerStack(cdk.Stack):
             ],
         )
         vpc.add_flow_log("FlowLog")
-        user = SaslScramSecret(self, "KafkaUser", username="shipments-consumer")
+        user = SaslScramSecret(
+            self, "KafkaUser", username="shipments-consumer", encryption_key=secrets_key(self)
+        )
         failures = sqs.Queue(
             self, "FailedBatches", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True
         )
@@ -245,30 +251,47 @@ class FargatePollerStack(cdk.Stack):
                 reason="This queue is itself the on-failure destination of the Kafka poller.",
             )
         )
+        logs_key = kms.Key(
+            self, "LogsKey", enable_key_rotation=True, description="Encrypts the poller's logs"
+        )
+        brokers = ec2.Peer.ipv4("10.40.0.0/16")  # a peered network: brokers by CIDR
         self.poller = KafkaPollerService(
             self,
             "ShipmentsPoller",
-            KafkaTriggerProps(
-                function=example_function(self),
-                bootstrap_servers=["kafka-1.corp.example:9096", "kafka-2.corp.example:9096"],
-                topic="shipments",
-                starting_position=StartingPosition.TRIM_HORIZON,
-                authentication=user.authentication,
-                vpc=vpc,
-                network_access=NetworkAccess.NAT_GATEWAY,
-                batch_size=200,
-                retry_attempts=5,
-                bisect_batch_on_error=True,
-                report_batch_item_failures=True,
-                on_failure=OnFailureDestination.sqs(failures),
-            ),
-            PollerServiceProps(partition_count=12, lag_per_poller=5_000),
+            function=example_function(self),
+            bootstrap_servers=["kafka-1.corp.example:9096", "kafka-2.corp.example:9096"],
+            topic="shipments",
+            starting_position=StartingPosition.TRIM_HORIZON,
+            authentication=user.authentication,
+            vpc=vpc,
+            network_access=NetworkAccess.NAT_GATEWAY,
+            batch_size=200,
+            retry_attempts=5,
+            bisect_batch_on_error=True,
+            report_batch_item_failures=True,
+            on_failure=OnFailureDestination.sqs(failures),
+            partition_count=12,
+            lag_per_poller=5_000,
+            broker_peers=[brokers],
+            log_encryption_key=logs_key,
         )
 
 
+def secrets_key(scope: Construct) -> kms.Key:
+    """One customer-managed key per stack for the Kafka secrets (rotated yearly)."""
+    return kms.Key(
+        scope,
+        "SecretsKey",
+        enable_key_rotation=True,
+        description="Encrypts the Kafka secrets of the example trigger",
+    )
+
+
 def build_app(outdir: str | None = None) -> cdk.App:
-    """Every example stack of this library."""
+    """Every example stack of this library, checked by cdk-nag's AwsSolutions pack when
+    it synthesizes (an unacknowledged finding fails the synth)."""
     app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR"))
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     env = example_environment(app)
     # The example VPC's zones, given as context so that synth never looks them up.
     app.node.set_context(

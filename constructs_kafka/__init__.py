@@ -1,7 +1,9 @@
 """AWS CDK constructs for Lambda's self-managed Apache Kafka trigger.
 
-``SelfManagedKafkaTrigger`` takes ``KafkaTriggerProps`` and creates the event source
-mapping with its permissions, network and ACL guidance; ``KafkaPollerService`` runs
+``SelfManagedKafkaTrigger`` takes the ``KafkaTriggerProps`` fields as keywords and
+creates the event source mapping with its permissions, network and ACL guidance;
+``SelfManagedKafkaEventSource`` is the same as an ``IEventSource`` for
+``fn.add_event_source``; ``KafkaPollerService`` runs
 the same props with this library's poller on ECS Fargate; the secret constructs
 create correctly shaped secrets. The enums and ``ProvisionedPollerConfig`` are the
 runtime's own, so one definition serves the constructs and the poller.
@@ -10,6 +12,7 @@ runtime's own, so one definition serves the constructs and the poller.
 from constructs_kafka.acls import PRINCIPAL_PLACEHOLDER, kafka_acls_commands
 from constructs_kafka.auth import KafkaAuthentication
 from constructs_kafka.destinations import OnFailureDestination
+from constructs_kafka.event_source import SelfManagedKafkaEventSource
 from constructs_kafka.mapping import SelfManagedKafkaTrigger
 from constructs_kafka.network import KafkaVpcEndpoints, broker_ports
 from constructs_kafka.poller_service import KafkaPollerService, PollerServiceProps
@@ -64,6 +67,7 @@ __all__ = [
     "SaslScramSecret",
     "SchemaRegistryAuthType",
     "SchemaValidationAttribute",
+    "SelfManagedKafkaEventSource",
     "SelfManagedKafkaTrigger",
     "SourceAccessType",
     "StartingPosition",

@@ -28,11 +28,15 @@ class OnFailureDestination:
     """The queue, topic or bucket ARN, or ``kafka://<topic>``."""
     encryption_key: kms.IKey | None = None
     bucket: s3.IBucket | None = None
+    fifo: bool = False
+    """A FIFO queue or topic, which Lambda refuses as a Kafka destination."""
 
     @classmethod
     def sqs(cls, queue: sqs.IQueue) -> OnFailureDestination:
         """An SQS queue; the role gets ``sqs:SendMessage`` (and its KMS key's actions)."""
-        return cls(DestinationKind.SQS, queue.queue_arn, queue.encryption_master_key)
+        return cls(
+            DestinationKind.SQS, queue.queue_arn, queue.encryption_master_key, fifo=queue.fifo
+        )
 
     @classmethod
     def sns(
@@ -41,7 +45,7 @@ class OnFailureDestination:
         """An SNS topic; ``encryption_key`` is its customer-managed key, if any (an
         ``ITopic`` does not expose it)."""
         key = encryption_key or getattr(topic, "master_key", None)
-        return cls(DestinationKind.SNS, topic.topic_arn, key)
+        return cls(DestinationKind.SNS, topic.topic_arn, key, fifo=bool(topic.fifo))
 
     @classmethod
     def s3(cls, bucket: s3.IBucket) -> OnFailureDestination:

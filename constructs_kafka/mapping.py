@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -23,9 +24,23 @@ from constructs import Construct
 from constructs_kafka import permissions
 from constructs_kafka.acls import kafka_acls_commands
 from constructs_kafka.nag import acknowledge_resource_wildcard
-from constructs_kafka.network import KafkaVpcEndpoints, broker_ports, connect_mapping
-from constructs_kafka.props import KafkaTriggerProps, NetworkAccess
-from constructs_kafka.validation import KafkaTriggerValidationError, _selection, validate_props
+from constructs_kafka.network import (
+    KafkaVpcEndpoints,
+    broker_ports,
+    choose_access,
+    connect_mapping,
+    endpoint_warning,
+    is_isolated,
+    open_existing_endpoints,
+)
+from constructs_kafka.props import KafkaTriggerProps, NetworkAccess, props_from
+from constructs_kafka.validation import (
+    KafkaTriggerValidationError,
+    _selection,
+    known_timeout,
+    sasl_on_plaintext_port,
+    validate_props,
+)
 from runtime.definition.model import AclRequirement, EventSourceMapping, OnFailureDestination
 from runtime.definition.vocabulary import StartingPosition
 
@@ -35,8 +50,13 @@ _OVERRIDDEN: tuple[str, ...] = ("DestinationConfig", "MetricsConfig", "LoggingCo
 """Request fields aws-cdk-lib's L2 cannot express as plain values: set on the L1."""
 _WILDCARD_REASONS: dict[str, str] = {
     "KafkaVpcNetworkInterfaces": (
-        "Lambda's Kafka pollers create and describe ENIs in the mapping's subnets; EC2 "
-        "authorizes these calls only on '*' (AWSLambdaVPCAccessExecutionRole uses '*' too)."
+        "Lambda's Kafka pollers create and delete ENIs whose ids EC2 chooses; the statement "
+        "is held to the mapping's VPC by an ec2:Vpc condition, which every resource of "
+        "these calls (ENI, subnet, security group) carries."
+    ),
+    "KafkaVpcDescribe": (
+        "EC2 Describe* actions (network interfaces, VPCs, subnets, security groups) support "
+        "no resource-level permissions: IAM authorizes them on '*' only."
     ),
     "FunctionLogs": (
         "Lambda names each log stream itself; the statement covers the streams of the "
@@ -54,22 +74,33 @@ _WILDCARD_REASONS: dict[str, str] = {
 """Why each wildcard this library writes is needed: the cdk-nag IAM5 acknowledgments."""
 
 
+@jsii.implements(ec2.IConnectable)
 class SelfManagedKafkaTrigger(Construct):
     """A self-managed Apache Kafka event source mapping, with everything it needs.
 
-    Attributes: ``mapping`` (the L2 ``EventSourceMapping``), ``uuid`` (AWS's mapping
-    UUID, a token), ``consumer_group_id``, ``required_acls``, ``acl_commands``,
-    ``mapping_request`` (the request JSON, with tokens), ``security_groups``,
-    ``endpoints`` and ``policy`` (the execution-role policy, if the role is known).
+    Takes the ``KafkaTriggerProps`` fields as keywords
+    (``SelfManagedKafkaTrigger(self, "Orders", function=fn, topic="orders", ...)``) or one
+    ``KafkaTriggerProps`` object. Attributes: ``mapping`` (the L2 ``EventSourceMapping``),
+    ``uuid`` (AWS's mapping UUID, a token), ``consumer_group_id``, ``required_acls``,
+    ``acl_commands``, ``mapping_request`` (the request JSON, with tokens),
+    ``security_groups`` and ``connections`` (in a VPC), ``network_access`` (the one
+    chosen), ``endpoints`` and ``policy`` (the execution-role policy, if the role is known).
     """
 
-    def __init__(self, scope: Construct, construct_id: str, props: KafkaTriggerProps) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        props: KafkaTriggerProps | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.props = props
-        subnet_ids = self._subnet_ids()
+        self.props = props = props_from(KafkaTriggerProps, self.node.path, props, options)
+        self.subnets = self._subnets()
         self.security_groups = self._security_groups()
+        self._connections = ec2.Connections(security_groups=self.security_groups)
         request = props.to_mapping_request(
-            subnet_ids=subnet_ids,
+            subnet_ids=[s.subnet_id for s in self.subnets],
             security_group_ids=[g.security_group_id for g in self.security_groups],
         )
         problems = validate_props(props, request)
@@ -82,18 +113,46 @@ class SelfManagedKafkaTrigger(Construct):
         self.uuid = self.mapping.event_source_mapping_id
         self.role = props.function.role
         self.policy = self._policy()
+        self.network_access: NetworkAccess | None = None
         self.endpoints = self._network()
         self.acl_commands = kafka_acls_commands(
             self.required_acls,
             principal=props.kafka_principal,
             bootstrap_server=props.bootstrap_servers[0],
         )
-        cdk.CfnOutput(
-            self,
-            "KafkaAclCommands",
-            value=" ; ".join(self.acl_commands),
-            description="kafka-acls.sh commands granting the ACLs this trigger's principal needs",
-        )
+        if props.acl_commands_output:
+            cdk.CfnOutput(
+                self,
+                "KafkaAclCommands",
+                value=" ; ".join(self.acl_commands),
+                description="kafka-acls.sh commands granting the ACLs this trigger's principal "
+                "needs",
+            )
+        self._warn()
+
+    @property
+    def connections(self) -> ec2.Connections:
+        """The mapping's security groups, as ``ec2.IConnectable`` (default port: the first
+        broker port): ``cache.connections.allow_from(trigger, ...)`` works as for any
+        aws-cdk-lib network construct."""
+        return self._connections
+
+    def _warn(self) -> None:
+        """What synth cannot check but a deployment depends on, said once per trigger."""
+        props = self.props
+        if known_timeout(props.function) is None:
+            cdk.Annotations.of(self).add_warning_v2(
+                "constructs-kafka:function-timeout",
+                f"the timeout of {props.function.node.path} is unknown at synth (an imported "
+                "function): Lambda refuses a Kafka trigger whose function may run longer than "
+                "14 minutes",
+            )
+        if sasl_on_plaintext_port(props):
+            cdk.Annotations.of(self).add_warning_v2(
+                "constructs-kafka:sasl-port",
+                "SASL is sent over TLS only (SASL_SSL), and port 9092 is Kafka's default "
+                "PLAINTEXT listener: make sure that listener uses TLS",
+            )
 
     # --- the mapping ---------------------------------------------------------------
 
@@ -106,7 +165,7 @@ class SelfManagedKafkaTrigger(Construct):
             kafka_bootstrap_servers=list(props.bootstrap_servers),
             kafka_topic=props.topic,
             kafka_consumer_group_id=self.consumer_group_id,
-            starting_position=_l2_position(props.starting_position),
+            starting_position=_l2_position(props.position),
             starting_position_timestamp=request.get("StartingPositionTimestamp"),
             batch_size=props.batch_size,
             max_batching_window=props.max_batching_window,
@@ -136,9 +195,8 @@ class SelfManagedKafkaTrigger(Construct):
             cfn.add_property_override(
                 "SelfManagedKafkaEventSourceConfig.SchemaRegistryConfig", registry
             )
-        if "Tags" in request:
-            tags = [{"Key": k, "Value": v} for k, v in request["Tags"].items()]
-            cfn.add_property_override("Tags", tags)
+        for key, value in props.tags.items():  # merged with the stack's own Tags
+            cdk.Tags.of(mapping).add(key, value)
         return mapping
 
     # --- the execution role ----------------------------------------------------------
@@ -157,13 +215,15 @@ class SelfManagedKafkaTrigger(Construct):
             statements.append(permissions.log_statement(props.function))
         statements += permissions.read_secret_statements(props.secrets())
         if props.vpc is not None:
-            statements.append(permissions.eni_statement())
+            statements += permissions.eni_statements(props.vpc)
         if props.on_failure is not None:
             statements += permissions.destination_statements(props.on_failure)
         registry = props.schema_registry
         glue = permissions.registry_statement(registry) if registry else None
         if glue is not None:
             statements.append(glue)
+        if not statements:  # nothing to grant: an empty policy would fail to synthesize
+            return None
         policy = iam.Policy(self, "ExecutionPolicy", statements=statements, roles=[role])
         self.mapping.node.add_dependency(policy)
         _acknowledge_wildcards(policy, statements)
@@ -171,12 +231,12 @@ class SelfManagedKafkaTrigger(Construct):
 
     # --- the network -------------------------------------------------------------------
 
-    def _subnet_ids(self) -> list[str]:
+    def _subnets(self) -> list[ec2.ISubnet]:
         vpc = self.props.vpc
         if vpc is None:
             return []
         try:
-            return list(vpc.select_subnets(**_selection(self.props.vpc_subnets)).subnet_ids)
+            return list(vpc.select_subnets(**_selection(self.props.vpc_subnets)).subnets)
         except RuntimeError:  # reported by validate_props, naming vpc_subnets
             return []
 
@@ -191,13 +251,13 @@ class SelfManagedKafkaTrigger(Construct):
             "SecurityGroup",
             vpc=props.vpc,
             allow_all_outbound=False,
-            description="Lambda Kafka pollers - broker ports within the group and 443 out",
+            description="Lambda Kafka pollers - out to the broker ports and 443",
         )
         return [group]
 
     def _network(self) -> KafkaVpcEndpoints | None:
-        props = self.props
-        if props.vpc is None:
+        props, vpc = self.props, self.props.vpc
+        if vpc is None:
             return None
         ports = broker_ports(props.bootstrap_servers)
         if not ports:
@@ -205,25 +265,54 @@ class SelfManagedKafkaTrigger(Construct):
                 "constructs-kafka:ports",
                 "the bootstrap servers are tokens: open the broker ports on the security groups",
             )
-        connect_mapping(self.security_groups, ports)
-        if props.network_access is NetworkAccess.EXISTING_ENDPOINTS:
-            for endpoint_group in props.existing_endpoint_security_groups:
-                for group in self.security_groups:
-                    endpoint_group.add_ingress_rule(
-                        group, ec2.Port.tcp(443), "HTTPS from a Kafka mapping"
-                    )
+        if ports:
+            self._connections = ec2.Connections(
+                security_groups=self.security_groups, default_port=ec2.Port.tcp(ports[0])
+            )
+        connect_mapping(self._connections, ports, props.brokers)
+        if not props.brokers:
+            cdk.Annotations.of(self).add_warning_v2(
+                "constructs-kafka:brokers",
+                "brokers is not given: the broker ports are open only within the mapping's "
+                "security groups; name the brokers' security groups or CIDRs with brokers=",
+            )
+        self.network_access = self._access(vpc)
+        if self.network_access is NetworkAccess.EXISTING_ENDPOINTS:
+            open_existing_endpoints(self.security_groups, props.existing_endpoint_security_groups)
+        if self.network_access is not NetworkAccess.VPC_ENDPOINTS:
             return None
-        if props.network_access is NetworkAccess.NAT_GATEWAY:
-            return None
-        endpoints = props.endpoints or KafkaVpcEndpoints.of(self, props.vpc)
+        return self._endpoints(vpc)
+
+    def _access(self, vpc: ec2.IVpc) -> NetworkAccess | None:
+        props = self.props
+        provisioned = props.provisioned_pollers is not None
+        access = choose_access(
+            props.network_access, provisioned=provisioned, isolated=is_isolated(vpc, self.subnets)
+        )
+        if provisioned and (props.network_access is not None or props.endpoints is not None):
+            cdk.Annotations.of(self).add_warning_v2(
+                "constructs-kafka:provisioned-network",
+                "provisioned pollers need no VPC endpoints nor NAT: network_access and "
+                "endpoints are ignored and none are created",
+            )
+        return access
+
+    def _endpoints(self, vpc: ec2.IVpc) -> KafkaVpcEndpoints:
+        props = self.props
+        selection = ec2.SubnetSelection(subnets=self.subnets) if self.subnets else None
+        endpoints = props.endpoints or KafkaVpcEndpoints.of(self, vpc, selection)
         for group in self.security_groups:
             endpoints.allow_from(group)
         if self.role is not None:
             secrets = props.secrets()
             if secrets:
-                endpoints.allow_secret_reads(self.role, [s.secret_arn for s in secrets])
+                endpoints.allow_secret_reads(self.role, secrets)
             if props.on_failure is not None:
                 endpoints.allow_destination(self.role, props.on_failure)
+        if props.endpoints is None:
+            cdk.Annotations.of(self).add_warning_v2(
+                "constructs-kafka:endpoints", endpoint_warning(vpc, endpoints.service_names)
+            )
         if cdk.Stack.of(endpoints) is cdk.Stack.of(self):
             self.mapping.node.add_dependency(endpoints)
         return endpoints
@@ -253,7 +342,7 @@ def required_acls_for(props: KafkaTriggerProps, group: str) -> tuple[AclRequirem
         function_name="-",
         topic=props.topic,
         bootstrap_servers=tuple(props.bootstrap_servers),
-        starting_position=StartingPosition(props.starting_position),
+        starting_position=props.position,
         uuid=group,
         explicit_consumer_group_id=group,
         on_failure=OnFailureDestination(props.on_failure.destination) if props.on_failure else None,
@@ -262,9 +351,13 @@ def required_acls_for(props: KafkaTriggerProps, group: str) -> tuple[AclRequirem
 
 
 def _acknowledge_wildcards(policy: iam.Policy, statements: list[iam.PolicyStatement]) -> None:
-    """cdk-nag IAM5: each wildcard resource this library writes, with why AWS needs it."""
+    """cdk-nag IAM5: each wildcard resource this library writes, with why AWS needs it
+    (one finding per resource: the reasons of every statement naming it, joined)."""
+    reasons: dict[str, list[str]] = {}
     for statement in statements:
         reason = _WILDCARD_REASONS.get(statement.sid or "")
         for resource in statement.resources if reason else []:
-            if "*" in resource:
-                acknowledge_resource_wildcard(policy, resource, reason or "")
+            if "*" in resource and reason:
+                reasons.setdefault(resource, []).append(reason)
+    for resource, why in reasons.items():
+        acknowledge_resource_wildcard(policy, resource, " ".join(why))

@@ -12,7 +12,7 @@ Manager and destination endpoints are the mapping's shared ``KafkaVpcEndpoints``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, cast
+from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -31,18 +31,14 @@ _CONTAINER_SERVICES: Final = {
 
 
 def connect_poller(
-    groups: Sequence[ec2.ISecurityGroup], ports: Sequence[int], brokers: Sequence[ec2.IPeer]
+    groups: Sequence[ec2.ISecurityGroup], ports: Sequence[int], brokers: Sequence[ec2.IConnectable]
 ) -> None:
     """Out to the brokers' ports and to 443; a broker security group also lets it in."""
-    for group in groups:
-        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS), "AWS APIs over HTTPS")
-        for broker in brokers:
-            for port in ports:
-                group.add_egress_rule(broker, ec2.Port.tcp(port), f"Kafka broker port {port}")
-                if ec2.SecurityGroup.is_security_group(broker):
-                    cast(ec2.ISecurityGroup, broker).add_ingress_rule(
-                        group, ec2.Port.tcp(port), f"Kafka poller on broker port {port}"
-                    )
+    connections = ec2.Connections(security_groups=list(groups))
+    connections.allow_to(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS), "AWS APIs over HTTPS")
+    for broker in brokers:
+        for port in ports:
+            connections.allow_to(broker, ec2.Port.tcp(port), f"Kafka broker port {port}")
 
 
 class ContainerVpcEndpoints(Construct):
@@ -78,9 +74,9 @@ class ContainerVpcEndpoints(Construct):
     ) -> ContainerVpcEndpoints:
         """The endpoints of ``vpc`` in ``scope``'s stack, created on first use.
 
-        The S3 gateway is shared with ``kafka_endpoints`` (an S3 destination creates
-        one there too; two gateways for S3 in one route table cannot both exist), and
-        its policy always lets ECR's layer bucket be read.
+        The S3 gateway is ``kafka_endpoints``'s (an S3 destination uses it too; two
+        gateways for S3 in one route table cannot both exist); a narrow policy of it
+        always lets ECR's layer bucket be read.
         """
         stack = cdk.Stack.of(scope)
         construct_id = f"ContainerVpcEndpoints{cdk.Names.node_unique_id(vpc.node)}"
@@ -88,11 +84,8 @@ class ContainerVpcEndpoints(Construct):
         if isinstance(found, ContainerVpcEndpoints):
             return found
         endpoints = cls(stack, construct_id, vpc=vpc)
-        if kafka_endpoints.s3_gateway is None:
-            kafka_endpoints.s3_gateway = ec2.GatewayVpcEndpoint(
-                endpoints, "S3", vpc=vpc, service=ec2.GatewayVpcEndpointAwsService.S3
-            )
-        kafka_endpoints.s3_gateway.add_to_policy(_layer_statement(stack))
+        kafka_endpoints.gateway()
+        kafka_endpoints.add_to_policy("S3", _layer_statement(stack))
         return endpoints
 
     def allow_from(self, group: ec2.ISecurityGroup) -> None:

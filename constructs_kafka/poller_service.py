@@ -25,7 +25,7 @@ breaker.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,6 +34,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -42,18 +43,26 @@ from constructs_kafka import permissions
 from constructs_kafka.acls import kafka_acls_commands
 from constructs_kafka.mapping import required_acls_for
 from constructs_kafka.nag import acknowledge, acknowledge_resource_wildcard
-from constructs_kafka.network import HTTPS, KafkaVpcEndpoints, broker_ports
+from constructs_kafka.network import (
+    KafkaVpcEndpoints,
+    broker_ports,
+    choose_access,
+    endpoint_warning,
+    is_isolated,
+    open_existing_endpoints,
+)
 from constructs_kafka.poller_network import ContainerVpcEndpoints, connect_poller
 from constructs_kafka.poller_scaling import (
     DEFAULT_SCALE_IN_COOLDOWN,
     DesiredPollerScaling,
     desired_pollers_metric,
 )
-from constructs_kafka.props import KafkaTriggerProps, NetworkAccess, is_unresolved
+from constructs_kafka.props import KafkaTriggerProps, NetworkAccess, is_unresolved, props_from
 from constructs_kafka.validation import (
     KafkaTriggerValidationError,
     PropProblem,
     _selection,
+    known_timeout,
     prop_of,
 )
 from runtime.definition.model import ENV_VAR as MAPPING_ENV_VAR
@@ -81,7 +90,6 @@ DEFAULT_DRAIN_TIMEOUT: Final = cdk.Duration.seconds(PollerOptions.drain_timeout_
 """The poller's own ``--drain-timeout`` default (30 s)."""
 INVOKE_MARGIN_S: Final = 10
 """The poller waits this much longer than the function's timeout for its reply."""
-LAMBDA_DEFAULT_TIMEOUT_S: Final = 3
 HEALTH_FILE: Final = "/tmp/kafka-esm-health.json"  # noqa: S108 - the task's own /tmp
 """The heartbeat ``kafka-esm health`` reads; set here too, so any image of the poller works."""
 
@@ -108,36 +116,57 @@ class PollerServiceProps:
     """How the poller runs on Fargate; the mapping itself is the ``KafkaTriggerProps``."""
 
     partition_count: int
-    """The topic's partitions: the most pollers that can each own a partition."""
+    """The topic's partitions (at least 1): the most pollers that can each own one."""
     cluster: ecs.ICluster | None = None
-    """@default - a cluster with Container Insights in the VPC"""
+    """The ECS cluster to run in. @default - a cluster with Container Insights in the VPC"""
     vpc: ec2.IVpc | None = None
-    """The tasks' VPC when neither ``cluster`` nor the trigger props give one."""
+    """The tasks' VPC when neither ``cluster`` nor the trigger props give one.
+    @default - the cluster's VPC, else the trigger props' ``vpc``"""
     min_tasks: int | None = None
-    """@default - ``provisioned_pollers.minimum_pollers``, else 1"""
+    """The fewest tasks, 1 to ``max_tasks``. @default - ``provisioned_pollers.minimum_pollers``,
+    else 1"""
     max_tasks: int | None = None
-    """@default - ``partition_count`` (at most ``provisioned_pollers.maximum_pollers``)"""
+    """The most tasks, 1 to ``partition_count``. @default - ``partition_count`` (at most
+    ``provisioned_pollers.maximum_pollers``)"""
     cpu: int = 512
+    """Fargate CPU units of a task (256-16384, a valid Fargate pair with ``memory_mib``).
+    @default 512"""
     memory_mib: int = 1024
+    """Memory of a task in MiB, valid for ``cpu`` on Fargate. @default 1024"""
     architecture: ecs.CpuArchitecture = ecs.CpuArchitecture.X86_64
+    """The tasks' CPU architecture (the image is built for it). @default X86_64"""
     image: ecs.ContainerImage | None = None
-    """@default - ``runtime/Dockerfile`` built from this repository at deploy time"""
+    """The poller's image. @default - ``runtime/Dockerfile`` built from this repository at
+    deploy time"""
     lag_per_poller: int = DEFAULT_LAG_PER_POLLER
-    """Records of group lag per poller: DesiredPollerCount = ceil(lag / this)."""
+    """Records of group lag per poller (at least 1): DesiredPollerCount = ceil(lag / this).
+    @default 10000 (the runtime's own)"""
     scale_in_cooldown: cdk.Duration = DEFAULT_SCALE_IN_COOLDOWN
-    """The least time between two scale-ins; scale-outs are never held back."""
+    """The least time between two scale-ins; scale-outs are never held back.
+    @default 5 minutes"""
     drain_timeout: cdk.Duration = DEFAULT_DRAIN_TIMEOUT
-    """How long in-flight batches may finish after SIGTERM (at most 100 s on Fargate)."""
+    """How long in-flight batches may finish after SIGTERM, 0-100 whole seconds on Fargate.
+    @default 30 seconds (the poller's ``--drain-timeout``)"""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    """How long the poller's logs (and EMF metrics) are kept. @default ONE_MONTH"""
+    log_encryption_key: kms.IKey | None = None
+    """A customer-managed key for the log group; its key policy gets CloudWatch Logs'
+    statement (a key imported from elsewhere needs it added there).
+    @default - CloudWatch Logs' own encryption"""
     metrics_namespace: str = DEFAULT_NAMESPACE
-    """The EMF namespace of the poller's metrics, DesiredPollerCount included."""
-    broker_peers: Sequence[ec2.IPeer] = ()
+    """The EMF namespace of the poller's metrics, DesiredPollerCount included.
+    @default KafkaEsm"""
+    broker_peers: Sequence[ec2.IConnectable] = ()
     """Where the brokers are; a security group also gets the inbound rule.
-    @default - any IPv4 address, on the broker ports only"""
+    @default - the trigger props' ``brokers``, else any IPv4 address, on the broker ports
+    only"""
 
 
 class KafkaPollerService(Construct):
     """The self-managed Kafka trigger ``props`` describe, polled by Fargate tasks.
+
+    Takes the ``KafkaTriggerProps`` and ``PollerServiceProps`` fields as keywords (``vpc``
+    is the trigger's), or the two props objects.
 
     Attributes: ``mapping_request`` (the container's mapping, with tokens),
     ``mapping_uuid``, ``consumer_group_id``, ``cluster``, ``task_definition``,
@@ -151,10 +180,17 @@ class KafkaPollerService(Construct):
         self,
         scope: Construct,
         construct_id: str,
-        props: KafkaTriggerProps,
-        service: PollerServiceProps,
+        props: KafkaTriggerProps | None = None,
+        service: PollerServiceProps | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(scope, construct_id)
+        path = self.node.path
+        service_names = {f.name for f in fields(PollerServiceProps)} - {"vpc"}
+        service_options = {k: v for k, v in options.items() if k in service_names}
+        trigger_options = {k: v for k, v in options.items() if k not in service_names}
+        props = props_from(KafkaTriggerProps, path, props, trigger_options)
+        service = props_from(PollerServiceProps, path, service, service_options)
         self.props, self.service_props = props, service
         self.consumer_group_id = props.effective_consumer_group_id
         self.mapping_uuid = self._uuid()
@@ -165,7 +201,7 @@ class KafkaPollerService(Construct):
         self.cluster = service.cluster or ecs.Cluster(
             self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
-        self.log_group = logs.LogGroup(self, "Logs", retention=service.log_retention)
+        self.log_group = self._log_group()
         self.task_role = iam.Role(
             self,
             "TaskRole",
@@ -211,6 +247,15 @@ class KafkaPollerService(Construct):
             )
         self.acl_commands = self._acl_commands()
 
+    def _log_group(self) -> logs.LogGroup:
+        """The poller's logs (and so its EMF metrics), with the customer key if given."""
+        service = self.service_props
+        key = service.log_encryption_key
+        group = logs.LogGroup(self, "Logs", retention=service.log_retention, encryption_key=key)
+        if key is not None:
+            permissions.allow_log_encryption(key, group)
+        return group
+
     # --- identity --------------------------------------------------------------------
 
     def _validated_request(self) -> tuple[dict[str, Any], ec2.IVpc]:
@@ -234,12 +279,12 @@ class KafkaPollerService(Construct):
     def _uuid(self) -> str:
         """The mapping's UUID, fixed at synth time: it is the scaling metric's dimension.
 
-        Derived from this construct's path, so two services never share it."""
+        Derived from this construct's path, the topic and the group (not the servers,
+        so an added broker keeps the metric), so two services never share it."""
         props = self.props
-        servers = [s for s in props.bootstrap_servers if not is_unresolved(s)]
         topic = "" if is_unresolved(props.topic) else props.topic
         group = None if is_unresolved(self.consumer_group_id) else self.consumer_group_id
-        return derive_uuid(self.node.path, topic, servers, group)
+        return derive_uuid(self.node.path, topic, [], group)
 
     def _scaling(self) -> tuple[ecs.ScalableTaskCount, DesiredPollerScaling]:
         task_count = self.service.auto_scale_task_count(
@@ -357,47 +402,49 @@ class KafkaPollerService(Construct):
                 "constructs-kafka:ports",
                 "the bootstrap servers are tokens: open the broker ports on the security groups",
             )
-        brokers = list(self.service_props.broker_peers) or [ec2.Peer.any_ipv4()]
+        brokers = (
+            list(self.service_props.broker_peers) or list(props.brokers) or [ec2.Peer.any_ipv4()]
+        )
         connect_poller(self.security_groups, ports, brokers)
-        if props.network_access is NetworkAccess.EXISTING_ENDPOINTS:
-            for endpoint_group in props.existing_endpoint_security_groups:
-                for group in self.security_groups:
-                    endpoint_group.add_ingress_rule(
-                        group, ec2.Port.tcp(HTTPS), "HTTPS from a Kafka poller"
-                    )
-        elif props.network_access is NetworkAccess.VPC_ENDPOINTS:
-            self._endpoints(vpc)
+        subnets = vpc.select_subnets(**_selection(props.vpc_subnets)).subnets
+        access = choose_access(
+            props.network_access, provisioned=False, isolated=is_isolated(vpc, subnets)
+        )
+        if access is NetworkAccess.EXISTING_ENDPOINTS:
+            open_existing_endpoints(self.security_groups, props.existing_endpoint_security_groups)
+        elif access is NetworkAccess.VPC_ENDPOINTS:
+            self._endpoints(vpc, ec2.SubnetSelection(subnets=subnets))
 
-    def _endpoints(self, vpc: ec2.IVpc) -> None:
+    def _endpoints(self, vpc: ec2.IVpc, subnets: ec2.SubnetSelection) -> None:
         """The shared Kafka endpoints (Lambda, Secrets Manager, destination) and the
-        container ones, their policies opened to this task role."""
+        container ones; narrow policies are opened to this task role."""
         props, role = self.props, self.task_role
-        kafka = props.endpoints or KafkaVpcEndpoints.of(self, vpc)
+        kafka = props.endpoints or KafkaVpcEndpoints.of(self, vpc, subnets)
         container = ContainerVpcEndpoints.of(self, vpc, kafka)
         for group in self.security_groups:
             kafka.allow_from(group)
             container.allow_from(group)
         principal = iam.ArnPrincipal(role.role_arn)
-        kafka.interface_endpoints["Lambda"].add_to_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                principals=[principal],
-                resources=[props.function.function_arn],
-            )
-        )
+        kafka.allow_invoke(principal, props.function.function_arn)
         secrets = props.secrets()
         if secrets:
-            kafka.allow_secret_reads(role, [s.secret_arn for s in secrets])
+            kafka.allow_secret_reads(role, secrets)
         if props.on_failure is not None:
             kafka.allow_destination(role, props.on_failure)
             if props.on_failure.kind is DestinationKind.SQS:
-                kafka.interface_endpoints["Sqs"].add_to_policy(
+                kafka.add_to_policy(
+                    "Sqs",
                     iam.PolicyStatement(
                         actions=["sqs:GetQueueUrl"],
                         principals=[principal],
                         resources=[props.on_failure.destination],
-                    )
+                    ),
                 )
+        if props.endpoints is None:
+            services = [*kafka.service_names, *container.interface_endpoints]
+            cdk.Annotations.of(self).add_warning_v2(
+                "constructs-kafka:endpoints", endpoint_warning(vpc, services)
+            )
         for endpoints in (kafka, container):
             if cdk.Stack.of(endpoints) is cdk.Stack.of(self):
                 self.service.node.add_dependency(endpoints)
@@ -411,12 +458,13 @@ class KafkaPollerService(Construct):
             principal=self.props.kafka_principal,
             bootstrap_server=self.props.bootstrap_servers[0],
         )
-        cdk.CfnOutput(
-            self,
-            "KafkaAclCommands",
-            value=" ; ".join(commands),
-            description="kafka-acls.sh commands granting the ACLs the poller's principal needs",
-        )
+        if self.props.acl_commands_output:
+            cdk.CfnOutput(
+                self,
+                "KafkaAclCommands",
+                value=" ; ".join(commands),
+                description="kafka-acls.sh commands granting the ACLs the poller's principal needs",
+            )
         return commands
 
     def _acknowledge(self, statements: list[iam.PolicyStatement]) -> None:
@@ -596,11 +644,6 @@ def _subnet_problems(props: KafkaTriggerProps, vpc: ec2.IVpc) -> list[PropProble
 
 
 def _function_timeout_s(function: lambda_.IFunction) -> int | None:
-    """The function's timeout when it is defined in the app (Lambda's default: 3 s)."""
-    if not isinstance(function, lambda_.Function):
-        return None
-    timeout = function.timeout
-    if timeout is None:
-        return LAMBDA_DEFAULT_TIMEOUT_S
-    seconds = timeout.to_seconds()
-    return None if cdk.Token.is_unresolved(seconds) else int(seconds)
+    """The function's timeout when the app defines it (an alias's or version's too)."""
+    seconds = known_timeout(function)
+    return None if seconds is None else int(seconds)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -41,16 +41,19 @@ from runtime.definition.vocabulary import (
 if TYPE_CHECKING:
     from constructs_kafka.network import KafkaVpcEndpoints
 
-__all__ = ["KafkaTriggerProps", "NetworkAccess", "is_unresolved"]
+__all__ = ["KafkaTriggerProps", "NetworkAccess", "is_unresolved", "props_from"]
+
+_P = TypeVar("_P")
 
 
 class NetworkAccess(StrEnum):
     """How the mapping's pollers in a VPC reach Lambda, STS, Secrets Manager and the
-    destination's service."""
+    destination's service. Provisioned mode needs none of them (AWS)."""
 
     VPC_ENDPOINTS = "VPC_ENDPOINTS"
-    """Interface endpoints with private DNS (an S3 gateway endpoint for S3), created
-    once per VPC and stack, or the ``endpoints`` given."""
+    """Interface endpoints with private DNS (an S3 gateway endpoint on the mapping's
+    subnets' route tables for S3), created once per VPC and stack, or the ``endpoints``
+    given. Private DNS changes these services' names for every workload in the VPC."""
     NAT_GATEWAY = "NAT_GATEWAY"
     """The subnets route through a NAT gateway: no endpoints are created."""
     EXISTING_ENDPOINTS = "EXISTING_ENDPOINTS"
@@ -72,77 +75,139 @@ def is_unresolved(value: Any) -> bool:
     return False
 
 
+def props_from(kind: type[_P], where: str, props: _P | None, options: Mapping[str, Any]) -> _P:
+    """Props given as one object or as keywords (the documented way), not both; an
+    unknown or missing keyword is named, with the construct's path."""
+    if props is not None:
+        if options:
+            raise TypeError(f"{where}: pass props or keyword props, not both ({sorted(options)})")
+        return props
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TypeError(f"{where}: unknown prop(s) {', '.join(unknown)}")
+    try:
+        return kind(**options)
+    except TypeError as error:  # a required prop is missing
+        raise TypeError(f"{where}: {str(error).partition('() ')[2] or error}") from None
+
+
 @dataclass(frozen=True, kw_only=True)
 class KafkaTriggerProps:
-    """Everything a self-managed Kafka trigger is; defaults are AWS's unless stated."""
+    """Everything a self-managed Kafka trigger is; defaults are AWS's unless stated.
+
+    Constructs take these as keyword arguments
+    (``SelfManagedKafkaTrigger(self, "Orders", function=fn, topic="orders", ...)``);
+    the props object is the same thing, for code that builds props once and reuses them.
+    """
 
     function: lambda_.IFunction
-    """The function the mapping invokes (its timeout must be at most 14 minutes)."""
+    """The function the mapping invokes: a ``Function``, ``Alias``, ``Version`` or an
+    imported function. Its timeout must be at most 14 minutes (checked when known)."""
     bootstrap_servers: Sequence[str]
-    """1-10 ``host:port`` brokers. Changing them replaces the mapping (same logical id)."""
+    """1-10 ``host:port`` brokers (ports 1-65535). Changing them replaces the mapping under
+    the same logical id; the default consumer group does not change."""
     topic: str
-    """The one topic to consume."""
-    starting_position: StartingPosition
-    """Where a new consumer group starts; an existing group resumes from its offsets."""
+    """The one topic to consume: 1-249 of ``a-z A-Z 0-9 . _ -``, not starting with ``.``."""
+    starting_position: StartingPosition | lambda_.StartingPosition
+    """Where a new consumer group starts (this library's or aws-cdk-lib's enum); an
+    existing group resumes from its committed offsets."""
     starting_position_timestamp: datetime | float | None = None
-    """Epoch seconds (or an aware datetime); required exactly with AT_TIMESTAMP."""
+    """Epoch seconds (or an aware datetime); required with AT_TIMESTAMP, refused otherwise.
+    @default - none"""
     authentication: KafkaAuthentication | None = None
-    """@default - no credentials (a PLAINTEXT or TLS-only listener)."""
+    """How Lambda signs in: SASL/SCRAM, SASL/PLAIN (both over TLS only) or mTLS.
+    @default - no credentials (a PLAINTEXT or TLS-only listener)"""
     root_ca_secret: secretsmanager.ISecret | None = None
-    """The broker's private root CA (``{"certificate": PEM}``). @default - public CAs."""
+    """The broker's private root CA (``{"certificate": PEM}``). @default - public CAs"""
     consumer_group_id: str | None = None
-    """@default - a UUID derived from the function's construct path, the topic and the
-    servers; always set, so the group and its ACLs are known at synth time (AWS would
-    otherwise use its own mapping UUID, known only after deployment)."""
+    """1-200 of ``a-z A-Z 0-9 - / * : _ + = . @``; unique per cluster.
+    @default - a UUID derived from the function's construct path and the topic; the
+    bootstrap servers play no part, so adding a broker keeps the group and its offsets"""
     batch_size: int | None = None
-    """1-10000. @default 100"""
+    """Records per invocation, 1-10000. @default 100"""
     max_batching_window: cdk.Duration | None = None
-    """0-300 whole seconds. @default - 500 ms"""
+    """How long to gather records, 0-300 whole seconds. @default - 500 ms"""
     enabled: bool = True
+    """Whether the mapping polls. @default true"""
     filters: Sequence[Mapping[str, Any] | str] = ()
-    """Filter patterns (objects or JSON strings) on the record ``value``; OR-ed."""
+    """Filter patterns (objects or JSON strings) on the record ``value``, OR-ed; at most
+    ``filter_quota``. @default - every record is sent"""
     filter_encryption: kms.IKey | None = None
-    """Customer-managed key encrypting the filter criteria. @default - AWS-owned key"""
+    """Customer-managed key encrypting the filter criteria (needs ``filters``).
+    @default - an AWS-owned key"""
     filter_quota: int = DEFAULT_FILTER_QUOTA
-    """Filters the account allows per mapping (5 unless AWS raised it, at most 10)."""
+    """Filters the account allows per mapping, 1-10. @default 5 (AWS's default quota)"""
     on_failure: OnFailureDestination | None = None
+    """Where a batch goes once retries or record age run out: a standard SQS queue, a
+    standard SNS topic, an S3 bucket or ``kafka://<topic>`` (provisioned mode only).
+    @default - failed batches are dropped once they expire"""
     retry_attempts: int | None = None
     """-1 (infinite) or 0-10000. Provisioned mode only. @default -1"""
     max_record_age: cdk.Duration | None = None
-    """60-604800 s. Provisioned mode only. @default - infinite"""
+    """60-604800 s, or -1 s for infinite. Provisioned mode only. @default - infinite"""
     bisect_batch_on_error: bool = False
-    """Provisioned mode only."""
+    """Split a failing batch in two and retry each half. Provisioned mode only.
+    @default false"""
     report_batch_item_failures: bool = False
-    """The function may answer ``batchItemFailures``. Provisioned mode only."""
+    """The function may answer ``batchItemFailures``. Provisioned mode only.
+    @default false"""
     provisioned_pollers: ProvisionedPollerConfig | None = None
-    """@default - on-demand mode"""
+    """Provisioned mode: 1-200 minimum and 1-2000 maximum pollers.
+    @default - on-demand mode"""
     metrics: Sequence[EsmMetric] = ()
-    """ErrorCount and KafkaMetrics need provisioned mode."""
+    """Extra mapping metrics; ErrorCount and KafkaMetrics need provisioned mode.
+    @default - none"""
     system_log_level: SystemLogLevel | None = None
-    """Provisioned mode only. @default - no system logs"""
+    """DEBUG, INFO or WARN. Provisioned mode only. @default - no system logs"""
     schema_registry: KafkaSchemaRegistry | None = None
-    """Provisioned mode only."""
+    """A Glue or Confluent registry to validate records with. Provisioned mode only.
+    @default - none"""
     tags: Mapping[str, str] = field(default_factory=dict)
+    """Up to 50 tags of the mapping, added to the stack's own ``Tags``. @default - none"""
     vpc: ec2.IVpc | None = None
     """The VPC the brokers are reached from. @default - over the internet"""
     vpc_subnets: ec2.SubnetSelection | None = None
-    """@default - the VPC's private subnets (CDK's default selection)"""
+    """Private subnets of ``vpc`` (AWS refuses public ones). @default - the VPC's
+    private subnets (CDK's default selection)"""
     security_groups: Sequence[ec2.ISecurityGroup] = ()
     """The mapping's security groups. @default - one is created"""
-    network_access: NetworkAccess = NetworkAccess.VPC_ENDPOINTS
+    brokers: Sequence[ec2.IConnectable] = ()
+    """The brokers' side: their security groups, ``ec2.Peer`` CIDRs or any connectable.
+    The mapping's groups may reach them on the broker ports and a broker security group
+    lets the mapping in. @default - the brokers share the mapping's security groups"""
+    network_access: NetworkAccess | None = None
+    """How the mapping reaches AWS APIs from the VPC. @default - none needed in
+    provisioned mode; NAT_GATEWAY when the subnets have egress; VPC_ENDPOINTS (with a
+    warning saying what changes in the VPC) when they are isolated"""
     endpoints: KafkaVpcEndpoints | None = None
-    """Endpoints to share between triggers. @default - one set per VPC and stack"""
+    """Endpoints to share between triggers, with VPC_ENDPOINTS. @default - one set per
+    VPC and stack, with AWS's default (open) endpoint policies"""
     existing_endpoint_security_groups: Sequence[ec2.ISecurityGroup] = ()
-    """With EXISTING_ENDPOINTS: the endpoints' security groups, opened on 443."""
+    """With EXISTING_ENDPOINTS: the endpoints' security groups, opened on 443 from the
+    mapping. @default - none"""
     acl_principal: str | None = None
     """The Kafka principal for the ACL commands. @default - the authentication's one"""
+    acl_commands_output: bool = False
+    """Add a ``CfnOutput`` with the ``kafka-acls.sh`` commands. @default false (the
+    commands are in ``acl_commands``)"""
+
+    def __post_init__(self) -> None:
+        # aws-cdk-lib's StartingPosition is accepted; the model keeps one enum.
+        position = self.starting_position
+        if isinstance(position, lambda_.StartingPosition):
+            object.__setattr__(self, "starting_position", StartingPosition(position.value))
 
     def default_consumer_group_id(self) -> str:
-        """The derived group: stable across synths, new when the servers change (a
-        replaced mapping then cannot collide with the old one's group)."""
-        servers = [s for s in self.bootstrap_servers if not is_unresolved(s)]
+        """The derived group: what identifies the mapping to its owner (the function's
+        construct path and the topic), so a changed server list keeps the group."""
         topic = "" if is_unresolved(self.topic) else self.topic
-        return derive_uuid(self.function.node.path, topic, servers, None)
+        return derive_uuid(self.function.node.path, topic, [], None)
+
+    @property
+    def position(self) -> StartingPosition:
+        """``starting_position`` as this library's enum (aws-cdk-lib's is accepted too)."""
+        return StartingPosition(_value(self.starting_position))
 
     @property
     def effective_consumer_group_id(self) -> str:
@@ -254,9 +319,9 @@ class KafkaTriggerProps:
 
 
 def _value(member: Any) -> Any:
-    """An enum member's AWS spelling; anything else (a wrong type) is passed on for the
-    validator to report."""
-    return member.value if isinstance(member, StrEnum) else member
+    """An enum member's AWS spelling (this library's or aws-cdk-lib's enums); anything
+    else (a wrong type) is passed on for the validator to report."""
+    return member.value if isinstance(member, Enum) else member
 
 
 def _pattern(item: Mapping[str, Any] | str) -> Any:

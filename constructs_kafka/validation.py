@@ -3,7 +3,8 @@
 The rules live once, in ``runtime.definition.rules``; this module only builds the
 request, runs them (plus AWS's provisioned-mode and AWS-only rule sets) and renames
 each AWS field to the prop that produced it. Checks that need CDK objects (the
-function's timeout, the secrets' regions) are the only rules written here.
+function's timeout, the secrets' regions, the subnets, the destination's queue) and
+CloudFormation's own limits are the only rules written here.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 
-from constructs_kafka.props import KafkaTriggerProps, is_unresolved
+from constructs_kafka.props import KafkaTriggerProps, NetworkAccess, is_unresolved
 from runtime.definition.checks import FieldProblem, short_repr
 from runtime.definition.filters import MAX_FILTERS_WITH_QUOTA_INCREASE as MAX_FILTERS
 from runtime.definition.model import (
@@ -23,12 +25,37 @@ from runtime.definition.model import (
     aws_provisioned_mode_problems,
     validate_mapping,
 )
-from runtime.definition.vocabulary import AUTHENTICATION_TYPES, SourceAccessType
+from runtime.definition.vocabulary import (
+    AUTHENTICATION_TYPES,
+    KAFKA_DESTINATION_PREFIX,
+    SourceAccessType,
+)
 
-__all__ = ["MAX_FUNCTION_TIMEOUT", "KafkaTriggerValidationError", "PropProblem", "validate_props"]
+__all__ = [
+    "MAX_FUNCTION_TIMEOUT",
+    "KafkaTriggerValidationError",
+    "PropProblem",
+    "known_timeout",
+    "sasl_on_plaintext_port",
+    "underlying_function",
+    "validate_props",
+]
 
 MAX_FUNCTION_TIMEOUT: Final = cdk.Duration.minutes(14)
 """AWS refuses a Kafka mapping whose function may run longer than 14 minutes."""
+LAMBDA_DEFAULT_TIMEOUT_S: Final = 3
+MIN_DESTINATION_LENGTH: Final = 12
+"""CloudFormation's minLength of ``DestinationConfig.OnFailure.Destination``."""
+SASL_TYPES: Final = frozenset(
+    {
+        SourceAccessType.BASIC_AUTH,
+        SourceAccessType.SASL_SCRAM_256_AUTH,
+        SourceAccessType.SASL_SCRAM_512_AUTH,
+    }
+)
+PLAINTEXT_SCHEMES: Final = ("PLAINTEXT://", "SASL_PLAINTEXT://")
+PLAINTEXT_PORT: Final = 9092
+"""Kafka's default PLAINTEXT listener port."""
 
 _PROPS_BY_FIELD: Final = (
     ("FunctionName", "function"),
@@ -91,15 +118,20 @@ def validate_props(props: KafkaTriggerProps, request: Mapping[str, Any]) -> list
     """Every problem of ``props``, whose mapping request is ``request``."""
     found = validate_mapping(request, is_unresolved=is_unresolved)
     found += aws_provisioned_mode_problems(request)
-    if not 1 <= props.filter_quota <= MAX_FILTERS:
-        rule = f"must be from 1 to {MAX_FILTERS} (AWS's default quota is 5)"
-        return [*_rename(found, request), PropProblem("filter_quota", "filter_quota", 0, rule)]
+    quota = props.filter_quota
+    quota_known = isinstance(quota, int) and not isinstance(quota, bool)
+    quota_ok = quota_known and 1 <= quota <= MAX_FILTERS
     found += aws_only_problems(
-        request, is_unresolved=is_unresolved, filter_quota=props.filter_quota
+        request, is_unresolved=is_unresolved, filter_quota=quota if quota_ok else MAX_FILTERS
     )
     problems = _rename(_unique(found), request)
+    if not quota_ok:
+        rule = f"must be an integer from 1 to {MAX_FILTERS} (AWS's default quota is 5)"
+        problems.append(PropProblem("filter_quota", "filter_quota", quota, rule))
     problems += _function_timeout(props.function)
     problems += _secret_regions(props)
+    problems += _destination(props, request)
+    problems += _sasl_without_tls(props)
     problems += _network(props)
     if props.filter_encryption is not None and not props.filters:
         problems.append(
@@ -139,16 +171,82 @@ def _access_prop(field: str, request: Mapping[str, Any]) -> str:
     return "vpc_subnets, security_groups"  # the whole list: the VPC-needs-both rule
 
 
+def underlying_function(function: lambda_.IFunction) -> lambda_.IFunction:
+    """The function an alias or version points at (itself for anything else)."""
+    while isinstance(function, lambda_.Alias | lambda_.Version):
+        function = function.lambda_
+    return function
+
+
+def known_timeout(function: lambda_.IFunction) -> float | None:
+    """The timeout in seconds when the app defines the function (an alias or version
+    runs its function's code and timeout); None when it cannot be known at synth."""
+    base = underlying_function(function)
+    if not isinstance(base, lambda_.Function):
+        return None
+    if base.timeout is None:
+        return LAMBDA_DEFAULT_TIMEOUT_S
+    seconds = base.timeout.to_seconds()
+    return None if cdk.Token.is_unresolved(seconds) else seconds
+
+
 def _function_timeout(function: lambda_.IFunction) -> list[PropProblem]:
-    """At most 14 minutes; only a ``Function`` defined in the app shows its timeout."""
-    timeout = function.timeout if isinstance(function, lambda_.Function) else None
-    if timeout is None or cdk.Token.is_unresolved(timeout.to_seconds()):
-        return []
-    seconds = timeout.to_seconds()
-    if seconds <= MAX_FUNCTION_TIMEOUT.to_seconds():
+    """At most 14 minutes, checked for functions, aliases and versions of the app."""
+    seconds = known_timeout(function)
+    if seconds is None or seconds <= MAX_FUNCTION_TIMEOUT.to_seconds():
         return []
     rule = "is the function's timeout; a Kafka trigger needs at most 840 seconds (14 minutes)"
-    return [PropProblem("function", "Timeout", f"{seconds} seconds", rule)]
+    return [PropProblem("function", "Timeout", f"{seconds:g} seconds", rule)]
+
+
+def _destination(props: KafkaTriggerProps, request: Mapping[str, Any]) -> list[PropProblem]:
+    """What CloudFormation and Lambda refuse of a destination beyond the runtime's rules."""
+    destination = props.on_failure
+    if destination is None:
+        return []
+    field = "DestinationConfig.OnFailure.Destination"
+    arn = destination.destination
+    known = not is_unresolved(arn)
+    if destination.fifo or (known and arn.endswith(".fifo")):
+        rule = "is a FIFO queue or topic; Lambda sends Kafka failures to standard ones only"
+        return [PropProblem("on_failure", field, arn if known else "<destination>", rule)]
+    if known and arn.startswith(KAFKA_DESTINATION_PREFIX) and len(arn) < MIN_DESTINATION_LENGTH:
+        rule = (
+            f"is {len(arn)} characters; CloudFormation needs at least {MIN_DESTINATION_LENGTH} "
+            f"(a topic of {MIN_DESTINATION_LENGTH - len(KAFKA_DESTINATION_PREFIX)} or more "
+            "characters after kafka://)"
+        )
+        return [PropProblem("on_failure", field, arn, rule)]
+    return []
+
+
+def _sasl_without_tls(props: KafkaTriggerProps) -> list[PropProblem]:
+    """SASL/SCRAM and SASL/PLAIN are sent over TLS only; a listener named plaintext
+    cannot serve them."""
+    auth = props.authentication
+    if auth is None or auth.type not in SASL_TYPES:
+        return []
+    return [
+        PropProblem(
+            "bootstrap_servers",
+            f"SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS[{index}]",
+            server,
+            f"is a plaintext listener; Lambda uses {auth.type.value} over TLS only (SASL_SSL)",
+        )
+        for index, server in enumerate(props.bootstrap_servers)
+        if isinstance(server, str) and server.upper().startswith(PLAINTEXT_SCHEMES)
+    ]
+
+
+def sasl_on_plaintext_port(props: KafkaTriggerProps) -> bool:
+    """SASL to Kafka's default PLAINTEXT port, 9092: worth a warning, not a refusal."""
+    auth = props.authentication
+    if auth is None or auth.type not in SASL_TYPES:
+        return False
+    return any(
+        isinstance(s, str) and not is_unresolved(s) and s.endswith(f":{PLAINTEXT_PORT}")
+        for s in props.bootstrap_servers
+    )
 
 
 def _secret_regions(props: KafkaTriggerProps) -> list[PropProblem]:
@@ -181,22 +279,59 @@ def _network(props: KafkaTriggerProps) -> list[PropProblem]:
         given = {
             "vpc_subnets": props.vpc_subnets,
             "security_groups": list(props.security_groups) or None,
+            "brokers": list(props.brokers) or None,
+            "network_access": props.network_access,
             "endpoints": props.endpoints,
+            "existing_endpoint_security_groups": list(props.existing_endpoint_security_groups)
+            or None,
         }
         return [
             PropProblem(name, name, "<given>", "needs vpc")
             for name, value in given.items()
             if value is not None
         ]
+    return _endpoint_choice(props, props.vpc) + _subnets(props, props.vpc)
+
+
+def _endpoint_choice(props: KafkaTriggerProps, vpc: ec2.IVpc) -> list[PropProblem]:
+    problems = []
+    existing = props.network_access is NetworkAccess.EXISTING_ENDPOINTS
+    if props.existing_endpoint_security_groups and not existing:
+        rule = "needs network_access=EXISTING_ENDPOINTS"
+        problems.append(_given("existing_endpoint_security_groups", rule))
+    if existing and not props.existing_endpoint_security_groups:
+        rule = "is EXISTING_ENDPOINTS: name the endpoints' existing_endpoint_security_groups"
+        problems.append(PropProblem("network_access", "network_access", "EXISTING_ENDPOINTS", rule))
+    if props.endpoints is not None:
+        if props.endpoints.vpc is not vpc:
+            problems.append(_given("endpoints", "are in another VPC than vpc"))
+        if props.network_access not in (None, NetworkAccess.VPC_ENDPOINTS):
+            problems.append(_given("endpoints", "needs network_access=VPC_ENDPOINTS (or unset)"))
+    return problems
+
+
+def _subnets(props: KafkaTriggerProps, vpc: ec2.IVpc) -> list[PropProblem]:
     try:
-        subnet_ids = props.vpc.select_subnets(**_selection(props.vpc_subnets)).subnet_ids
+        subnets = vpc.select_subnets(**_selection(props.vpc_subnets)).subnets
     except RuntimeError as error:  # jsii: CDK refused the selection itself
         rule = f"selects no subnet of the VPC ({str(error).splitlines()[0]})"
         return [PropProblem("vpc_subnets", "VPC_SUBNET", "<selection>", rule)]
-    if not subnet_ids:
+    if not subnets:
         rule = "selects no subnet of the VPC; a mapping in a VPC needs subnets"
         return [PropProblem("vpc_subnets", "VPC_SUBNET", "<selection>", rule)]
+    public = {s.subnet_id for s in vpc.public_subnets}
+    named = [s.node.path for s in subnets if s.subnet_id in public]
+    if named:
+        rule = (
+            f"selects public subnets ({', '.join(named)}); AWS needs private subnets: "
+            "PRIVATE_WITH_EGRESS behind a NAT gateway, or PRIVATE_ISOLATED with VPC endpoints"
+        )
+        return [PropProblem("vpc_subnets", "VPC_SUBNET", "<selection>", rule)]
     return []
+
+
+def _given(prop: str, rule: str) -> PropProblem:
+    return PropProblem(prop, prop, "<given>", rule)
 
 
 def _selection(selection: Any) -> dict[str, Any]:

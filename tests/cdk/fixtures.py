@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from constructs_kafka import (
     EsmMetric,
     KafkaSchemaRegistry,
     KafkaTriggerProps,
+    KafkaVpcEndpoints,
     OnFailureDestination,
     ProvisionedPollerConfig,
     RootCaSecret,
@@ -70,6 +72,21 @@ def failure_queue(stack: cdk.Stack, reason: str) -> sqs.Queue:
     return queue
 
 
+def secured_props(
+    stack: cdk.Stack, user: SaslScramSecret, root_ca: RootCaSecret, vpc: ec2.IVpc, queue: sqs.Queue
+) -> dict[str, Any]:
+    """The props both VPC fixtures share: SCRAM, a root CA, three brokers, an SQS queue."""
+    return {
+        "function": new_function(stack),
+        "bootstrap_servers": [*SERVERS, "b-3.kafka.example.com:9094"],
+        "topic": "orders",
+        "authentication": user.authentication,
+        "root_ca_secret": root_ca,
+        "vpc": vpc,
+        "on_failure": OnFailureDestination.sqs(queue),
+    }
+
+
 def full_vpc_stack(outdir: str) -> Built:
     """Every feature at once: SCRAM + root CA with CMKs, VPC, SQS destination with a
     CMK, encrypted filters, provisioned mode, Glue registry, system logs."""
@@ -88,14 +105,8 @@ def full_vpc_stack(outdir: str) -> Built:
         stack,
         "Trigger",
         KafkaTriggerProps(
-            function=new_function(stack),
-            bootstrap_servers=[*SERVERS, "b-3.kafka.example.com:9094"],
-            topic="orders",
+            **secured_props(stack, user, root_ca, vpc, queue),
             starting_position=StartingPosition.TRIM_HORIZON,
-            authentication=user.authentication,
-            root_ca_secret=root_ca,
-            vpc=vpc,
-            on_failure=OnFailureDestination.sqs(queue),
             filters=[{"value": {"kind": ["order"]}}],
             filter_encryption=filter_key,
             provisioned_pollers=ProvisionedPollerConfig(minimum_pollers=2, maximum_pollers=10),
@@ -108,6 +119,42 @@ def full_vpc_stack(outdir: str) -> Built:
             tags={"team": "orders"},
         ),
     )
+    acknowledge_basic_role(trigger)
+    assembly = app.synth()  # runs cdk-nag; raises on an unacknowledged finding
+    template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
+    return Built(app, stack, trigger, template, template.to_json())
+
+
+def resources(built: Built, kind: str) -> dict[str, Any]:
+    return {k: v for k, v in built.json["Resources"].items() if v["Type"] == kind}
+
+
+def on_demand_vpc_stack(outdir: str) -> Built:
+    """On-demand pollers in an isolated VPC: brokers in their own security group, SCRAM
+    and root CA secrets, an SQS destination, and narrow endpoints given by the app."""
+    app = cdk.App(outdir=outdir)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = new_stack("OnDemand", app)
+    vpc = isolated_vpc(stack)
+    brokers = ec2.SecurityGroup(stack, "Brokers", vpc=vpc, allow_all_outbound=False)
+    user = SaslScramSecret(stack, "User", username="orders-consumer")
+    root_ca = RootCaSecret(stack, "RootCa", certificate=pem(make_pki().root))
+    queue = failure_queue(stack, "This queue is itself the on-failure destination.")
+    trigger = SelfManagedKafkaTrigger(
+        stack,
+        "Trigger",
+        **secured_props(stack, user, root_ca, vpc, queue),
+        starting_position=StartingPosition.LATEST,
+        brokers=[brokers],
+        endpoints=KafkaVpcEndpoints(stack, "Endpoints", vpc=vpc, narrow_policies=True),
+    )
+    acknowledge_basic_role(trigger)
+    assembly = app.synth()
+    template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
+    return Built(app, stack, trigger, template, template.to_json())
+
+
+def acknowledge_basic_role(trigger: SelfManagedKafkaTrigger) -> None:
     role = trigger.role
     assert role is not None
     cdk.Validations.of(role).acknowledge(
@@ -117,10 +164,46 @@ def full_vpc_stack(outdir: str) -> Built:
             reason="The test function logs with AWS's basic execution policy.",
         )
     )
-    assembly = app.synth()  # runs cdk-nag; raises on an unacknowledged finding
-    template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
-    return Built(app, stack, trigger, template, template.to_json())
 
 
-def resources(built: Built, kind: str) -> dict[str, Any]:
-    return {k: v for k, v in built.json["Resources"].items() if v["Type"] == kind}
+def logical_id(built: Built, construct: Any) -> str:
+    """The logical id of a construct's CloudFormation resource."""
+    child = construct.node.default_child or construct
+    return str(built.stack.get_logical_id(child))
+
+
+PLAUSIBLE: dict[tuple[str, str], str] = {
+    ("AWS::SecretsManager::Secret", "Ref"): (
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kafka-AbCdEf"
+    ),
+    ("AWS::Lambda::Function", "Ref"): "consumer",
+    ("AWS::Lambda::Function", "Arn"): "arn:aws:lambda:eu-west-1:123456789012:function:consumer",
+    ("AWS::SQS::Queue", "Arn"): "arn:aws:sqs:eu-west-1:123456789012:failures",
+    (
+        "AWS::KMS::Key",
+        "Arn",
+    ): "arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+}
+"""Deploy-time values of the references a mapping request holds, by resource type."""
+
+
+def concrete(template: dict[str, Any], value: Any) -> Any:
+    """A resolved value with every Ref, GetAtt and Join replaced by a plausible
+    deploy-time value, so the runtime's own parser can read it."""
+    if isinstance(value, list):
+        return [concrete(template, v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(str(concrete(template, p)) for p in parts)
+    if "Ref" in value and str(value["Ref"]).startswith("AWS::"):
+        return {"AWS::Partition": "aws", "AWS::Region": "eu-west-1"}[value["Ref"]]
+    if "Ref" in value or "Fn::GetAtt" in value:
+        target, attribute = (value["Ref"], "Ref") if "Ref" in value else value["Fn::GetAtt"]
+        kind = template["Resources"][target]["Type"]
+        ids = {"AWS::EC2::Subnet": "subnet", "AWS::EC2::SecurityGroup": "sg"}
+        if kind in ids:  # one id per resource: the parser refuses repeated entries
+            return f"{ids[kind]}-{hashlib.sha256(target.encode()).hexdigest()[:17]}"
+        return PLAUSIBLE[(kind, attribute)]
+    return {k: concrete(template, v) for k, v in value.items()}

@@ -5,23 +5,42 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Match, Template
 
 from constructs_kafka import (
     KafkaAuthentication,
     KafkaTriggerProps,
     OnFailureDestination,
+    ProvisionedPollerConfig,
     SaslScramSecret,
     SelfManagedKafkaTrigger,
     StartingPosition,
+    SystemLogLevel,
 )
-from constructs_kafka.props import is_unresolved
 from runtime.definition.model import parse_mapping
-from tests.cdk.conftest import SERVERS, cfn_lint, nag_report, new_function, new_stack
-from tests.cdk.fixtures import GLUE_REGISTRY, Built, full_vpc_stack, resources
+from tests.cdk.conftest import (
+    SERVERS,
+    cfn_lint,
+    nag_report,
+    new_function,
+    new_stack,
+    new_trigger,
+)
+from tests.cdk.fixtures import (
+    GLUE_REGISTRY,
+    PLAUSIBLE,
+    Built,
+    concrete,
+    full_vpc_stack,
+    resources,
+)
 
 pytestmark = pytest.mark.cdk
 
@@ -99,6 +118,7 @@ def test_execution_policy_has_exactly_the_needed_statements(full: Built) -> None
         "KafkaSecretsRead",
         "KafkaSecretsDecrypt",
         "KafkaVpcNetworkInterfaces",
+        "KafkaVpcDescribe",
         "OnFailureSqs",
         "OnFailureKey",
         "SchemaRegistryRead",
@@ -114,17 +134,19 @@ def test_execution_policy_has_exactly_the_needed_statements(full: Built) -> None
     assert decrypt["Condition"] == {
         "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}
     }
-    assert sorted(found["KafkaVpcNetworkInterfaces"]["Action"]) == sorted(
-        [
-            "ec2:CreateNetworkInterface",
-            "ec2:DescribeNetworkInterfaces",
-            "ec2:DescribeVpcs",
-            "ec2:DeleteNetworkInterface",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeSecurityGroups",
-        ]
-    )
-    assert found["KafkaVpcNetworkInterfaces"]["Resource"] == "*"
+    enis = found["KafkaVpcNetworkInterfaces"]
+    assert enis["Action"] == ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"]
+    assert enis["Resource"] == "*"
+    vpc_arn = enis["Condition"]["ArnEquals"]["ec2:Vpc"]["Fn::Join"][1]
+    assert vpc_arn[-1] == {"Ref": logical_id(full, "Vpc")}
+    assert "vpc/" in vpc_arn[-2]
+    assert sorted(found["KafkaVpcDescribe"]["Action"]) == [
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+    ]
+    assert "Condition" not in found["KafkaVpcDescribe"]
     assert found["OnFailureSqs"]["Action"] == "sqs:SendMessage"
     assert found["OnFailureSqs"]["Resource"] == {
         "Fn::GetAtt": [logical_id(full, "Failures"), "Arn"]
@@ -168,8 +190,8 @@ def test_acl_output_and_data(full: Built) -> None:
         ("Topic", "orders", "Describe"),
         ("Topic", "orders", "Read"),
     ]
-    (output,) = full.json["Outputs"].values()
-    commands = output["Value"].split(" ; ")
+    assert "Outputs" not in full.json  # the output is opt-in
+    commands = full.trigger.acl_commands
     assert len(commands) == 3
     assert all("--allow-principal 'User:orders-consumer'" in c for c in commands)
     assert "--operation DescribeConfigs --cluster" in commands[0]
@@ -187,17 +209,32 @@ def test_cdk_nag_has_no_unacknowledged_finding(full: Built) -> None:
     report = nag_report(Path(full.app.outdir))
     assert report["violations"] == []
     assert all(v["reason"] for v in report["suppressedViolations"])
+    (star,) = [
+        v["reason"]
+        for v in report["suppressedViolations"]
+        if v["ruleName"] == "AwsSolutions-IAM5[Resource::*]"
+    ]
+    # both statements on '*' are explained: the ENI writes' condition and Describe*
+    assert "held to the mapping's VPC by an ec2:Vpc condition" in star
+    assert "Describe* actions" in star and "support no resource-level permissions" in star
+    assert "only authorizes" not in star  # the old, inaccurate reason
 
 
 def test_mapping_request_is_a_valid_runtime_definition(full: Built) -> None:
-    resolved = full.stack.resolve(full.trigger.mapping_request)
-    # Tokens become CloudFormation expressions; replace them with plausible values.
-    text = json.dumps(resolved)
-    assert full.trigger.mapping_request["SelfManagedKafkaEventSourceConfig"]["ConsumerGroupId"] == (
-        full.trigger.consumer_group_id
-    )
-    assert is_unresolved(full.trigger.mapping_request["FunctionName"])
-    assert "orders" in text
+    """The request, its references made concrete, is what the runtime's parser accepts."""
+    doc = concrete(full.json, full.stack.resolve(full.trigger.mapping_request))
+    model = parse_mapping(doc)  # raises MappingValidationError listing every problem
+    assert model.function_name == "consumer"
+    assert model.topic == "orders"
+    assert model.consumer_group_id == full.trigger.consumer_group_id
+    assert model.bootstrap_servers == (*SERVERS, "b-3.kafka.example.com:9094")
+    assert model.maximum_retry_attempts == 5
+    assert model.on_failure is not None
+    assert model.on_failure.destination == PLAUSIBLE[("AWS::SQS::Queue", "Arn")]
+    kinds = [c.type.value for c in model.source_access_configurations]
+    assert kinds == ["SASL_SCRAM_512_AUTH", "SERVER_ROOT_CA_CERTIFICATE"] + ["VPC_SUBNET"] * 2 + [
+        "VPC_SECURITY_GROUP"
+    ]
 
 
 def test_props_to_request_parses_with_the_runtime_model() -> None:
@@ -257,22 +294,14 @@ def test_logical_id_is_stable_when_the_servers_change() -> None:
 
 def test_without_vpc_or_secrets_there_are_no_extra_statements() -> None:
     stack = new_stack()
-    SelfManagedKafkaTrigger(
-        stack,
-        "Trigger",
-        KafkaTriggerProps(
-            function=new_function(stack),
-            bootstrap_servers=SERVERS,
-            topic="orders",
-            starting_position=StartingPosition.LATEST,
-        ),
-    )
+    trigger = new_trigger(stack)
+    assert trigger.policy is None  # an empty policy would fail CDK's own validation
+    stack.node.root.synth()  # type: ignore[attr-defined]  # runs that validation
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
     template.resource_count_is("AWS::EC2::SecurityGroup", 0)
     policies = template.find_resources("AWS::IAM::Policy")
     assert [k for k in policies if "TriggerExecutionPolicy" in k] == []
-    # an empty policy is never attached: nothing beyond the function's own role policy
 
 
 def test_imported_secret_principal_from_username() -> None:
@@ -283,3 +312,118 @@ def test_imported_secret_principal_from_username() -> None:
     auth = KafkaAuthentication.sasl_plain(secret, username="svc")
     assert auth.principal == "User:svc"
     assert auth.type.value == "BASIC_AUTH"
+
+
+def _group(servers: list[str], topic: str = "orders") -> str:
+    stack = new_stack()
+    return str(new_trigger(stack, bootstrap_servers=servers, topic=topic).consumer_group_id)
+
+
+def test_default_group_survives_an_added_broker() -> None:
+    """Issue 14.3: the derived group is the function and the topic, not the servers."""
+    before = _group(SERVERS)
+    assert _group([*SERVERS, "b-3.kafka.example.com:9096"]) == before
+    assert _group(["elsewhere.example.com:9096"]) == before
+    assert _group(SERVERS, topic="payments") != before
+
+
+SYSTEM_LOGS: dict[str, Any] = {
+    "provisioned_pollers": ProvisionedPollerConfig(),
+    "system_log_level": SystemLogLevel.WARN,
+}
+"""System logs need the execution role to write to the function's log group."""
+
+
+def _policy_statements(stack: cdk.Stack) -> dict[str, dict]:
+    template = Template.from_stack(stack).to_json()
+    (policy,) = [
+        v
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::IAM::Policy" and "ExecutionPolicy" in k
+    ]
+    return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+
+@pytest.mark.parametrize(
+    ("importer", "expected"),
+    [
+        (
+            lambda s: secretsmanager.Secret.from_secret_name_v2(s, "S", "kafka/orders"),
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kafka/orders-??????",
+        ),
+        (
+            lambda s: secretsmanager.Secret.from_secret_partial_arn(
+                s, "S", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kafka/orders"
+            ),
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kafka/orders-??????",
+        ),
+        (
+            lambda s: secretsmanager.Secret.from_secret_complete_arn(
+                s, "S", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kafka/orders-AbCdEf"
+            ),
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kafka/orders-AbCdEf",
+        ),
+    ],
+    ids=["by-name", "partial-arn", "complete-arn"],
+)
+def test_secret_statement_matches_the_real_secret_arn(importer: Any, expected: str) -> None:
+    """Issue 14.4: a name or partial ARN gets the 6-character suffix wildcard."""
+    stack = new_stack()
+    secret = importer(stack)
+    new_trigger(stack, authentication=KafkaAuthentication.sasl_scram_512(secret))
+    resource = stack.resolve(_policy_statements(stack)["KafkaSecretsRead"]["Resource"])
+    assert concrete_arn(resource) == expected
+
+
+def concrete_arn(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    separator, parts = value["Fn::Join"]
+    return separator.join(p if isinstance(p, str) else "aws" for p in parts)
+
+
+def test_function_logs_statement_names_the_function_group_for_an_alias() -> None:
+    """Issue 14.4: an alias logs to its function's group, not /aws/lambda/<name:alias>."""
+    stack = new_stack()
+    function = new_function(stack)
+    alias = lambda_.Alias(stack, "Live", alias_name="live", version=function.current_version)
+    new_trigger(stack, function=alias, **SYSTEM_LOGS)
+    (group, streams) = _policy_statements(stack)["FunctionLogs"]["Resource"]
+    parts = group["Fn::Join"][1]
+    assert parts[-2:] == [
+        ":logs:eu-west-1:123456789012:log-group:/aws/lambda/",
+        {"Ref": stack.get_logical_id(function.node.default_child)},
+    ]
+    assert ":live" not in json.dumps(group)
+    assert streams["Fn::Join"][1][-1] == ":log-stream:*"
+
+
+def test_function_logs_statement_follows_a_custom_log_group() -> None:
+    stack = new_stack()
+    group = logs.LogGroup(stack, "Logs", log_group_name="/orders/consumer")
+    function = lambda_.Function(
+        stack,
+        "Fn",
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(e, c):\n    return None\n"),
+        log_group=group,
+    )
+    new_trigger(stack, function=function, **SYSTEM_LOGS)
+    (arn, _streams) = _policy_statements(stack)["FunctionLogs"]["Resource"]
+    assert arn["Fn::Join"][1][-1] == {"Ref": stack.get_logical_id(group.node.default_child)}
+    assert "/aws/lambda/" not in json.dumps(arn)
+
+
+def test_tags_merge_with_the_stack_tags() -> None:
+    """Issue 14.7: the mapping's tags are added to, not written over, the stack's."""
+    stack = new_stack()
+    cdk.Tags.of(stack).add("env", "prod")
+    new_trigger(stack, tags={"team": "orders"})
+    (mapping,) = (
+        Template.from_stack(stack).find_resources("AWS::Lambda::EventSourceMapping").values()
+    )
+    assert sorted((t["Key"], t["Value"]) for t in mapping["Properties"]["Tags"]) == [
+        ("env", "prod"),
+        ("team", "orders"),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,11 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk.assertions import Template
 
 from constructs_kafka import (
     EsmMetric,
@@ -17,6 +22,8 @@ from constructs_kafka import (
     KafkaSchemaRegistry,
     KafkaTriggerProps,
     KafkaTriggerValidationError,
+    KafkaVpcEndpoints,
+    NetworkAccess,
     OnFailureDestination,
     ProvisionedPollerConfig,
     SaslScramSecret,
@@ -59,8 +66,23 @@ def single(stack: cdk.Stack | None = None, **overrides: Any) -> str:
     return found[0]
 
 
+def accepted(stack: cdk.Stack | None = None, **overrides: Any) -> dict[str, Any]:
+    """The mapping's properties, for props that must pass."""
+    trigger = build(stack, **overrides)
+    template = Template.from_stack(cdk.Stack.of(trigger)).to_json()
+    (mapping,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    return dict(mapping)
+
+
 def test_valid_props_pass() -> None:
-    assert build().consumer_group_id
+    mapping = accepted()
+    assert mapping["Topics"] == ["orders"]
+    assert mapping["StartingPosition"] == "LATEST"
+    assert mapping["SelfManagedEventSource"]["Endpoints"]["KafkaBootstrapServers"] == SERVERS
 
 
 def test_batch_size_range() -> None:
@@ -140,7 +162,8 @@ def test_function_timeout_at_most_14_minutes() -> None:
         "function (Timeout): '900 seconds' is the function's timeout; a Kafka trigger needs at "
         "most 840 seconds (14 minutes)"
     )
-    build(function=new_function(new_stack(), timeout=cdk.Duration.minutes(14)))
+    fourteen = new_stack()
+    assert accepted(fourteen, function=new_function(fourteen, timeout=cdk.Duration.minutes(14)))
 
 
 @pytest.mark.parametrize(
@@ -156,7 +179,7 @@ def test_function_timeout_at_most_14_minutes() -> None:
         ({"system_log_level": SystemLogLevel.WARN}, "system_log_level (LoggingConfig)"),
         ({"metrics": [EsmMetric.ERROR_COUNT]}, "metrics (MetricsConfig.Metrics[0])"),
         ({"schema_registry": KafkaSchemaRegistry.glue(GLUE)}, "schema_registry ("),
-        ({"on_failure": OnFailureDestination.kafka("dlq")}, "on_failure (DestinationConfig"),
+        ({"on_failure": OnFailureDestination.kafka("orders-dlq")}, "on_failure (DestinationConfig"),
     ],
 )
 def test_provisioned_only_features_need_pollers(overrides: dict[str, Any], prop: str) -> None:
@@ -166,18 +189,32 @@ def test_provisioned_only_features_need_pollers(overrides: dict[str, Any], prop:
         "needs provisioned mode in AWS Lambda (set ProvisionedPollerConfig); "
         "the local poller supports it in every mode"
     )
-    build(provisioned_pollers=ProvisionedPollerConfig(), **overrides)
+    assert "ProvisionedPollerConfig" in accepted(
+        provisioned_pollers=ProvisionedPollerConfig(), **overrides
+    )
 
 
-def test_kafka_destination_is_not_the_source_topic() -> None:
+@pytest.mark.parametrize(
+    ("topic", "rule"),
+    [
+        ("orders", "'kafka://orders' must not be the source topic (Lambda refuses the loop)"),
+        (
+            "dlq",
+            "'kafka://dlq' is 11 characters; CloudFormation needs at least 12 (a topic of 4 "
+            "or more characters after kafka://)",
+        ),
+    ],
+)
+def test_kafka_destination_rules(topic: str, rule: str) -> None:
     found = single(
-        on_failure=OnFailureDestination.kafka("orders"),
+        on_failure=OnFailureDestination.kafka(topic),
         provisioned_pollers=ProvisionedPollerConfig(),
     )
-    assert found == (
-        "on_failure (DestinationConfig.OnFailure.Destination): 'kafka://orders' must not be the "
-        "source topic (Lambda refuses the loop)"
+    assert found == f"on_failure (DestinationConfig.OnFailure.Destination): {rule}"
+    mapping = accepted(
+        on_failure=OnFailureDestination.kafka("dead"), provisioned_pollers=ProvisionedPollerConfig()
     )
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": "kafka://dead"}}
 
 
 def test_one_root_ca_only() -> None:
@@ -234,13 +271,22 @@ def test_filter_count_within_the_quota() -> None:
     five = [{"value": {"n": [i]}} for i in range(6)]
     found = single(filters=five)
     assert found.startswith("filters (FilterCriteria.Filters): '<6 filters>' must hold at most 5")
-    build(filters=five, filter_quota=10)
+    assert len(accepted(filters=five, filter_quota=10)["FilterCriteria"]["Filters"]) == 6
     eleven = [{"value": {"n": [i]}} for i in range(11)]
     assert "must hold 1-10 filters (has 11)" in " ".join(problems(filters=eleven, filter_quota=10))
 
 
-def test_filter_quota_bounds() -> None:
-    assert "filter_quota: 0 must be from 1 to 10" in " ".join(problems(filter_quota=11))
+def test_filter_quota_reports_the_value_and_keeps_checking() -> None:
+    """Issue 14.8: the value passed is named, and the other checks still run."""
+    found = problems(
+        filter_quota=11, batch_size=0, filters=[{"value": {"n": [i]}} for i in range(11)]
+    )
+    assert "filter_quota: 11 must be an integer from 1 to 10 (AWS's default quota is 5)" in found
+    assert any(p.startswith("batch_size (BatchSize): 0") for p in found)
+    assert any("must hold 1-10 filters (has 11)" in p for p in found)
+    assert "filter_quota: 0 must be an integer from 1 to 10 (AWS's default quota is 5)" in problems(
+        filter_quota=0
+    )
 
 
 def test_filter_encryption_needs_filters() -> None:
@@ -309,3 +355,265 @@ def test_unresolved_tokens_are_skipped() -> None:
 def test_every_problem_is_reported_at_once() -> None:
     found = problems(batch_size=0, topic=".x", consumer_group_id="a b")
     assert [p.split(" ")[0] for p in found] == ["topic", "batch_size", "consumer_group_id"]
+
+
+# --- issue 14.5: the timeout of aliases, versions and imported functions -------------------
+
+
+@pytest.mark.parametrize("kind", ["alias", "version"])
+def test_timeout_of_an_alias_or_version_is_checked(kind: str) -> None:
+    stack = new_stack()
+    function = new_function(stack, timeout=cdk.Duration.minutes(15))
+    version = function.current_version
+    target = (
+        lambda_.Alias(stack, "Live", alias_name="live", version=version)
+        if kind == "alias"
+        else version
+    )
+    assert single(stack, function=target) == (
+        "function (Timeout): '900 seconds' is the function's timeout; a Kafka trigger needs at "
+        "most 840 seconds (14 minutes)"
+    )
+
+
+def test_imported_function_timeout_is_warned_once_by_name() -> None:
+    stack = new_stack()
+    imported = lambda_.Function.from_function_arn(
+        stack, "Imported", "arn:aws:lambda:eu-west-1:123456789012:function:orders"
+    )
+    trigger = build(stack, function=imported)
+    warnings = [m.data for m in trigger.node.metadata if "timeout of" in str(m.data)]
+    assert len(warnings) == 1
+    assert "the timeout of Test/Imported is unknown at synth" in warnings[0]
+    assert "14 minutes" in warnings[0]
+
+
+# --- issue 14.6: what AWS refuses, refused at synth ----------------------------------------
+
+
+def _fifo_queue(stack: cdk.Stack, imported: bool) -> sqs.IQueue:
+    if imported:
+        return sqs.Queue.from_queue_arn(
+            stack, "Q", "arn:aws:sqs:eu-west-1:123456789012:failures.fifo"
+        )
+    return sqs.Queue(stack, "Q", fifo=True)
+
+
+def _fifo_topic(stack: cdk.Stack, imported: bool) -> sns.ITopic:
+    if imported:
+        return sns.Topic.from_topic_arn(
+            stack, "T", "arn:aws:sns:eu-west-1:123456789012:failures.fifo"
+        )
+    return sns.Topic(stack, "T", fifo=True)
+
+
+@pytest.mark.parametrize("imported", [False, True], ids=["created", "imported"])
+@pytest.mark.parametrize("kind", ["sqs", "sns"])
+def test_fifo_destinations_are_refused(kind: str, imported: bool) -> None:
+    stack = new_stack()
+    destination = (
+        OnFailureDestination.sqs(_fifo_queue(stack, imported))
+        if kind == "sqs"
+        else OnFailureDestination.sns(_fifo_topic(stack, imported))
+    )
+    found = single(stack, on_failure=destination)
+    assert found.startswith("on_failure (DestinationConfig.OnFailure.Destination): ")
+    assert found.endswith(
+        "is a FIFO queue or topic; Lambda sends Kafka failures to standard ones only"
+    )
+
+
+def test_public_subnets_are_refused() -> None:
+    stack = new_stack()
+    vpc = ec2.Vpc(stack, "Vpc", nat_gateways=1)
+    found = single(
+        stack, vpc=vpc, vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+    )
+    assert found.startswith(
+        "vpc_subnets (VPC_SUBNET): '<selection>' selects public subnets (Test/Vpc/PublicSubnet1"
+    )
+    assert found.endswith(
+        "AWS needs private subnets: PRIVATE_WITH_EGRESS behind a NAT gateway, or "
+        "PRIVATE_ISOLATED with VPC endpoints"
+    )
+
+
+def test_a_vpc_with_only_public_subnets_is_refused_by_default() -> None:
+    stack = new_stack()
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="pub", subnet_type=ec2.SubnetType.PUBLIC)
+        ],
+    )
+    assert "selects public subnets" in single(stack, vpc=vpc)
+
+
+@pytest.mark.parametrize("scheme", ["SASL_PLAINTEXT://", "PLAINTEXT://"])
+def test_sasl_to_a_plaintext_listener_is_refused(scheme: str) -> None:
+    stack = new_stack()
+    user = SaslScramSecret(stack, "U", username="u")
+    found = problems(
+        stack,
+        authentication=user.authentication,
+        bootstrap_servers=[f"{scheme}b-1.example.com:9096"],
+    )
+    assert (
+        f"bootstrap_servers (SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS[0]): "
+        f"'{scheme}b-1.example.com:9096' is a plaintext listener; Lambda uses "
+        "SASL_SCRAM_512_AUTH over TLS only (SASL_SSL)"
+    ) in found
+
+
+def test_sasl_to_port_9092_is_warned() -> None:
+    stack = new_stack()
+    user = SaslScramSecret(stack, "U", username="u")
+    trigger = build(
+        stack, authentication=user.authentication, bootstrap_servers=["b-1.example.com:9092"]
+    )
+    assert any(
+        "port 9092 is Kafka's default PLAINTEXT listener" in str(m.data)
+        for m in trigger.node.metadata
+    )
+
+
+def _vpc_and_group() -> tuple[cdk.Stack, ec2.Vpc, ec2.SecurityGroup]:
+    stack = new_stack()
+    vpc = ec2.Vpc(stack, "Vpc", nat_gateways=1)
+    return stack, vpc, ec2.SecurityGroup(stack, "G", vpc=vpc)
+
+
+def test_network_props_need_their_companions() -> None:
+    stack, _vpc, group = _vpc_and_group()
+    assert problems(stack, brokers=[group], network_access=NetworkAccess.NAT_GATEWAY) == [
+        "brokers: '<given>' needs vpc",
+        "network_access: '<given>' needs vpc",
+    ]
+    stack, vpc, group = _vpc_and_group()
+    assert single(stack, vpc=vpc, existing_endpoint_security_groups=[group]) == (
+        "existing_endpoint_security_groups: '<given>' needs network_access=EXISTING_ENDPOINTS"
+    )
+    stack, vpc, _group = _vpc_and_group()
+    assert single(stack, vpc=vpc, network_access=NetworkAccess.EXISTING_ENDPOINTS) == (
+        "network_access: 'EXISTING_ENDPOINTS' is EXISTING_ENDPOINTS: name the endpoints' "
+        "existing_endpoint_security_groups"
+    )
+    stack, vpc, _group = _vpc_and_group()
+    endpoints = KafkaVpcEndpoints(stack, "E", vpc=ec2.Vpc(stack, "Other", nat_gateways=0))
+    assert single(stack, vpc=vpc, endpoints=endpoints) == (
+        "endpoints: '<given>' are in another VPC than vpc"
+    )
+
+
+def test_keyword_errors_name_the_prop() -> None:
+    stack = new_stack()
+    with pytest.raises(TypeError, match=r"Test/Trigger: unknown prop\(s\) topics"):
+        SelfManagedKafkaTrigger(stack, "Trigger", function=new_function(stack), topics=["x"])
+    with pytest.raises(TypeError, match="Test/Other: missing 2 required keyword-only arguments"):
+        SelfManagedKafkaTrigger(stack, "Other", function=new_function(stack, "F2"), topic="x")
+
+
+# --- the adversarial table: each case and what synth does with it ---------------------------
+
+
+def _case(name: str) -> tuple[cdk.Stack, dict[str, Any]]:
+    """A stack and the overrides of one adversarial case."""
+    stack = new_stack()
+    egress = lambda: ec2.Vpc(stack, "Vpc", nat_gateways=1)  # noqa: E731
+    isolated = lambda: ec2.Vpc(  # noqa: E731
+        stack,
+        "Vpc",
+        nat_gateways=0,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        ],
+    )
+    user = lambda: SaslScramSecret(stack, "U", username="u").authentication  # noqa: E731
+    cases: dict[str, Callable[[], dict[str, Any]]] = {
+        "servers only": dict,
+        "aws-cdk-lib StartingPosition": lambda: {
+            "starting_position": lambda_.StartingPosition.TRIM_HORIZON
+        },
+        "11 filters with quota 10": lambda: {
+            "filters": [{"value": {"n": [i]}} for i in range(11)],
+            "filter_quota": 10,
+        },
+        "filter that is not JSON": lambda: {"filters": ["{not json"]},
+        "51 tags": lambda: {"tags": {f"k{i}": "v" for i in range(51)}},
+        "batch window 0 s": lambda: {"max_batching_window": cdk.Duration.seconds(0)},
+        "partial batch responses on demand": lambda: {"report_batch_item_failures": True},
+        "FIFO SQS destination": lambda: {
+            "on_failure": OnFailureDestination.sqs(sqs.Queue(stack, "Q", fifo=True))
+        },
+        "kafka://abc destination": lambda: {
+            "on_failure": OnFailureDestination.kafka("abc"),
+            "provisioned_pollers": ProvisionedPollerConfig(),
+        },
+        "public subnets": lambda: {
+            "vpc": egress(),
+            "vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+        },
+        "SASL to SASL_PLAINTEXT://": lambda: {
+            "authentication": user(),
+            "bootstrap_servers": ["SASL_PLAINTEXT://b.example.com:9096"],
+        },
+        "SASL to port 9092": lambda: {
+            "authentication": user(),
+            "bootstrap_servers": ["b.example.com:9092"],
+        },
+        "imported function": lambda: {
+            "function": lambda_.Function.from_function_arn(
+                stack, "F", "arn:aws:lambda:eu-west-1:123456789012:function:f"
+            )
+        },
+        "VPC without brokers": lambda: {"vpc": egress()},
+        "isolated VPC, endpoints unrequested": lambda: {"vpc": isolated()},
+        "provisioned with VPC_ENDPOINTS": lambda: {
+            "vpc": isolated(),
+            "network_access": NetworkAccess.VPC_ENDPOINTS,
+            "provisioned_pollers": ProvisionedPollerConfig(),
+        },
+        "brokers without vpc": lambda: {"brokers": [ec2.Peer.ipv4("10.0.0.0/16")]},
+        "token servers in a VPC": lambda: {
+            "vpc": egress(),
+            "bootstrap_servers": cdk.CfnParameter(
+                stack, "S", type="CommaDelimitedList"
+            ).value_as_list,
+        },
+    }
+    return stack, cases[name]()
+
+
+ADVERSARIAL: dict[str, str] = {
+    "servers only": "accepted",
+    "aws-cdk-lib StartingPosition": "accepted",
+    "11 filters with quota 10": "refused",
+    "filter that is not JSON": "refused",
+    "51 tags": "refused",
+    "batch window 0 s": "accepted",
+    "partial batch responses on demand": "refused",
+    "FIFO SQS destination": "refused",
+    "kafka://abc destination": "refused",
+    "public subnets": "refused",
+    "SASL to SASL_PLAINTEXT://": "refused",
+    "SASL to port 9092": "warned",
+    "imported function": "warned",
+    "VPC without brokers": "warned",
+    "isolated VPC, endpoints unrequested": "warned",
+    "provisioned with VPC_ENDPOINTS": "warned",
+    "brokers without vpc": "refused",
+    "token servers in a VPC": "warned",
+}
+
+
+@pytest.mark.parametrize(("name", "outcome"), ADVERSARIAL.items(), ids=list(ADVERSARIAL))
+def test_adversarial_case(name: str, outcome: str) -> None:
+    stack, overrides = _case(name)
+    try:
+        trigger = build(stack, **overrides)
+    except KafkaTriggerValidationError as error:
+        assert outcome == "refused", error
+        return
+    warned = [m for m in trigger.node.metadata if m.type == "aws:cdk:warning"]
+    assert ("warned" if warned else "accepted") == outcome, warned
