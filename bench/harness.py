@@ -1,7 +1,7 @@
 """Run the poller and the bare confluent-kafka loop the same way, and log deliveries.
 
 Both join a fresh consumer group with the same librdkafka settings
-(``runtime.pipeline.source.consumer_settings``), so the ratio between them is what the
+(``runtime.client_settings.consumer_settings``), so the ratio between them is what the
 poller adds on top of the client: records, batching, the event, the invoke.
 """
 
@@ -16,11 +16,12 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from runtime.cli.launcher import assemble_poller
+from runtime.client_settings import consumer_settings
 from runtime.definition.model import EventSourceMapping, parse_mapping
 from runtime.devtools.local_kafka import ClusterInfo
 from runtime.invokers import LocalHandlerInvoker
 from runtime.pipeline.poller import Poller, PollerOptions
-from runtime.pipeline.source import consumer_settings
 
 
 @dataclass
@@ -95,7 +96,7 @@ def run_poller(
 ) -> None:
     """Run a real Poller with an in-process handler until ``log`` is complete."""
     invoker = LocalHandlerInvoker(handler, function_name=mapping.function_name)
-    poller = Poller(mapping, invoker, options or PollerOptions())
+    poller = assemble_poller(mapping, invoker, options or PollerOptions())
     errors: list[BaseException] = []
 
     def run() -> None:

@@ -20,10 +20,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from runtime.cli.launcher import assemble_poller
 from runtime.definition.model import parse_mapping
 from runtime.invokers import Invoker, InvokeResult, LocalHandlerInvoker
 from runtime.pipeline.batch_responses import BatchResponseError, lowest_failed_offsets
-from runtime.pipeline.poller import Poller, PollerOptions
+from runtime.pipeline.poller import PollerOptions
 from tests.delivery_ledger import Delivery, Ledger
 from tests.poller_harness import FAST_RETRY, RunningPoller
 
@@ -105,7 +106,7 @@ class Fleet:
         invoker = LedgerInvoker(
             local, self.ledger, run, partial=self.mapping.report_batch_item_failures
         )
-        poller = Poller(self.mapping, invoker, self.options, **self.poller_kwargs)
+        poller = assemble_poller(self.mapping, invoker, self.options, **self.poller_kwargs)
         running = RunningPoller(poller)
         running.thread.start()
         self.running.append(running)

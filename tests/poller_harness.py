@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from runtime.cli.launcher import assemble_poller
 from runtime.definition.model import parse_mapping
 from runtime.devtools.local_kafka import ClusterInfo
 from runtime.invokers import LocalHandlerInvoker
@@ -138,7 +139,7 @@ def running_poller(
     mapping = parse_mapping(doc)
     invoker = LocalHandlerInvoker(handler, function_name=mapping.function_name, timeout_s=timeout_s)
     running = RunningPoller(
-        Poller(mapping, invoker, options or PollerOptions(retry_backoff=FAST_RETRY))
+        assemble_poller(mapping, invoker, options or PollerOptions(retry_backoff=FAST_RETRY))
     )
     running.thread.start()
     try:

@@ -1,19 +1,32 @@
-"""Build and run a poller for a mapping: what ``kafka-esm run`` and the demo share."""
+"""Build and run a poller for a mapping: the one wiring point of the runtime.
+
+``kafka-esm run``, the demo, the benchmarks and the tests all build pollers here.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
+from runtime.definition.filters import compile_filters
 from runtime.definition.model import EventSourceMapping
-from runtime.destinations.writers import destination_for
+from runtime.destinations.writers import FailureDestination, destination_for
 from runtime.invokers import MAX_TIMEOUT_S, Invoker, invoker_from_config
-from runtime.pipeline.poller import Poller, PollerOptions
+from runtime.observability.counters import Counters
+from runtime.observability.health import Heartbeat, health_file
+from runtime.observability.publishers import Reporter, ReportingOptions
+from runtime.observability.state import MappingStatus
+from runtime.pipeline.batcher import Batcher
+from runtime.pipeline.failures import FailurePolicy
+from runtime.pipeline.offsets import OffsetLedger
+from runtime.pipeline.poller import Poller, PollerOptions, PollerParts
+from runtime.pipeline.processor import BatchProcessor
+from runtime.pipeline.source import ClientConnection, ConsumerGroupSource, PlainConnection
 from runtime.security.plan import SecurityOptions
 from runtime.security.secrets import SecretReader
 from runtime.security.session import SecuritySession
@@ -65,6 +78,7 @@ def build_poller(
 
     SourceAccessConfigurations secure the consumer: a setup that cannot work raises
     SecurityConfigError (a ValueError) here; secrets are read when the poller starts.
+    An on-failure destination that AWS would refuse raises ValueError here too.
     """
     poller_options = options.poller
     if consumer_overrides:
@@ -73,19 +87,92 @@ def build_poller(
     security = SecuritySession(
         mapping, poller_options.consumer_overrides, options.security, secret_reader
     )
-    region = options.target.region
-    return Poller(
+    # The kafka:// destination and the lag reader reach the cluster like the consumer:
+    # with the mapping's security, resolved once the source has read the secrets.
+    destination = destination_for(
+        mapping, consumer_overrides=security.client_settings, region=options.target.region
+    )
+    return assemble_poller(
         mapping,
         options.target.invoker(mapping),
         poller_options,
-        source_factory=security.source_factory,
-        # The kafka:// destination and the lag reader reach the cluster like the consumer:
-        # with the mapping's security, resolved once the source has read the secrets.
-        destination_factory=lambda settings: destination_for(
-            mapping, consumer_overrides=settings, region=region
-        ),
+        connection=security,
+        destination=destination,
         client_settings=security.client_settings,
     )
+
+
+def assemble_poller(
+    mapping: EventSourceMapping,
+    invoker: Invoker,
+    options: PollerOptions | None = None,
+    *,
+    connection: ClientConnection | None = None,
+    destination: FailureDestination | None = None,
+    client_settings: Callable[[], Mapping[str, Any]] | None = None,
+    counters: Counters | None = None,
+    status: MappingStatus | None = None,
+) -> Poller:
+    """The one place that builds a poller's parts and wires them together.
+
+    ``connection`` reaches the cluster (default: ``options.consumer_overrides`` as they
+    are); ``client_settings`` gives the resolved settings the lag reader uses.
+    """
+    options = options or PollerOptions()
+    counters = counters or Counters()
+    status = status or MappingStatus()
+    stopping = threading.Event()
+    connection = connection or PlainConnection(options.consumer_overrides)
+    settings = client_settings or (lambda: options.consumer_overrides)
+    ledger = OffsetLedger(counters)
+    if mapping.schema_registry is not None:
+        # Validated like every field, but the poller does not decode Avro, Protobuf or
+        # JSON Schema records: the function receives the raw bytes, base64-encoded.
+        log.warning(
+            "SchemaRegistryConfig is not applied by this poller: "
+            "records are sent as they are in Kafka"
+        )
+    parts = PollerParts(
+        source=ConsumerGroupSource(mapping, counters, connection),
+        ledger=ledger,
+        batcher=Batcher(
+            mapping.bootstrap_servers,
+            mapping.batch_size,
+            mapping.batching_window_seconds,
+            busy=ledger.busy,
+        ),
+        processor=BatchProcessor(
+            invoker,
+            mapping.bootstrap_servers,
+            counters,
+            status,
+            stopping,
+            ledger=ledger,
+            backoff=options.retry_backoff,
+            policy=FailurePolicy.for_mapping(mapping),
+            destination=destination,
+        ),
+        counters=counters,
+        status=status,
+        stopping=stopping,
+        record_filter=compile_filters(mapping.filter_patterns) if mapping.filter_patterns else None,
+        destination=destination,
+        reporter=_reporter(mapping, options.reporting, counters, status, settings),
+        heartbeat=Heartbeat(health_file()),
+    )
+    return Poller(mapping, parts, options)
+
+
+def _reporter(
+    mapping: EventSourceMapping,
+    reporting: ReportingOptions | None,
+    counters: Counters,
+    status: MappingStatus,
+    settings: Callable[[], Mapping[str, Any]],
+) -> Callable[[], Reporter] | None:
+    if reporting is None:
+        return None
+    return lambda: Reporter.for_poller(mapping, reporting, counters, status, settings())
 
 
 def run_until_signalled(poller: Poller) -> None:

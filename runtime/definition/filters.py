@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from runtime.pipeline.records import Record
+    from runtime.records import Record
 
 #: Longest ``Filter.Pattern`` the Lambda API accepts (CreateEventSourceMapping).
 MAX_PATTERN_LENGTH: Final = 4096

@@ -24,7 +24,7 @@ from runtime.definition.model import EventSourceMapping
 from runtime.invokers import InvokeResult
 from runtime.pipeline.event import assemble_records
 from runtime.pipeline.failures import Condition
-from runtime.pipeline.records import Record
+from runtime.records import Record
 
 VERSION: Final = "1.0"
 S3_KEY_PREFIX: Final = "aws/lambda"

@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from runtime.client_settings import CONSUMER_ONLY_SETTINGS
 from runtime.definition.model import DestinationKind, EventSourceMapping
 from runtime.destinations.documents import (
     DocumentContext,
@@ -29,8 +30,6 @@ from runtime.destinations.documents import (
     kafka_documents,
     s3_object_key,
 )
-from runtime.pipeline.failures import RetryBackoff
-from runtime.pipeline.source import CONSUMER_ONLY_SETTINGS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -195,14 +194,16 @@ class KafkaDestination:
     Each failure record keeps the key of the record it reports, so keyed records land
     in the partition Kafka's partitioner picks for that key (unkeyed ones spread).
     Deliveries are serialized: a delivery waits for every acknowledgement, and records
-    the broker did not acknowledge are returned in DeliveryError.remaining.
+    the broker did not acknowledge are returned in DeliveryError.remaining. The producer
+    is built on the first delivery: ``settings`` is asked then, once the source has read
+    the cluster's secrets.
     """
 
     def __init__(
         self,
         topic: str,
         context: DocumentContext,
-        settings: Mapping[str, Any],
+        settings: Callable[[], Mapping[str, Any]],
         *,
         source_topic: str,
         timeout_s: float = 15.0,
@@ -217,14 +218,22 @@ class KafkaDestination:
         self._topic = topic
         self._context = context
         self._timeout_s = timeout_s
-        config = {
-            **settings,
-            "acks": "all",
-            "message.timeout.ms": int(timeout_s * 1000),
-            "message.max.bytes": _MAX_FAILURE_RECORD_BYTES,
-        }
-        self._producer = producer_factory(config)
+        self._settings = settings
+        self._producer_factory = producer_factory
+        self._producer: Any = None
         self._lock = threading.Lock()
+
+    def _connected(self) -> Any:
+        """The producer, built on first use (callers hold the lock)."""
+        if self._producer is None:
+            config = {
+                **self._settings(),
+                "acks": "all",
+                "message.timeout.ms": int(self._timeout_s * 1000),
+                "message.max.bytes": _MAX_FAILURE_RECORD_BYTES,
+            }
+            self._producer = self._producer_factory(config)
+        return self._producer
 
     @property
     def target(self) -> str:
@@ -234,10 +243,11 @@ class KafkaDestination:
         documents = kafka_documents(failure, self._context)
         errors: dict[int, str] = {}
         with self._lock:
+            producer = self._connected()
             for index, (record, document) in enumerate(documents):
                 errors[index] = "not acknowledged"
                 try:
-                    self._producer.produce(
+                    producer.produce(
                         self._topic,
                         key=record.key,
                         value=encode_document(document),
@@ -246,7 +256,7 @@ class KafkaDestination:
                 except (KafkaException, BufferError) as exc:
                     errors[index] = str(exc)
             # message.timeout.ms is shorter than this wait: every record is resolved.
-            self._producer.flush(self._timeout_s + 5)
+            producer.flush(self._timeout_s + 5)
         failed = [documents[i][0] for i in sorted(errors)]
         if failed:
             first = next(iter(errors.values()))
@@ -257,7 +267,9 @@ class KafkaDestination:
             )
 
     def close(self) -> None:
-        self._producer.flush(self._timeout_s)
+        with self._lock:
+            if self._producer is not None:
+                self._producer.flush(self._timeout_s)
 
 
 def _acknowledge(
@@ -290,15 +302,16 @@ def producer_settings(
 def destination_for(
     mapping: EventSourceMapping,
     *,
-    consumer_overrides: Mapping[str, Any] | None = None,
+    consumer_overrides: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
     region: str | None = None,
     endpoint_url: str | None = None,
 ) -> FailureDestination | None:
     """The writer for the mapping's on-failure destination; None when it has none.
 
-    ``consumer_overrides`` are the source consumer's librdkafka settings (security),
-    reused for a ``kafka://`` destination; ``region`` names the function's region for
-    the failure record's ``functionArn`` and the S3 client.
+    ``consumer_overrides`` are the source consumer's librdkafka settings (security), or
+    what gives them once the secrets are read, reused for a ``kafka://`` destination;
+    ``region`` names the function's region for the failure record's ``functionArn`` and
+    the S3 client.
     """
     if mapping.on_failure is None:
         return None
@@ -312,19 +325,27 @@ def destination_for(
     if kind is DestinationKind.S3:
         return S3Destination(destination, context, region=region, endpoint_url=endpoint_url)
     topic = mapping.on_failure.kafka_topic or ""
+    overrides = consumer_overrides
     return KafkaDestination(
         topic,
         context,
-        producer_settings(mapping, consumer_overrides),
+        lambda: producer_settings(mapping, overrides() if callable(overrides) else overrides),
         source_topic=mapping.topic,
     )
+
+
+class Backoff(Protocol):
+    """How long to wait before the next attempt (the mapping's retry backoff)."""
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
 
 
 def deliver_until_accepted(
     destination: FailureDestination,
     failure: Failure,
     stopping: threading.Event,
-    backoff: RetryBackoff,
+    backoff: Backoff,
 ) -> bool:
     """Deliver ``failure``, retrying with backoff; False only when a stop interrupted it.
 

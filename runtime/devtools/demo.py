@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from runtime.cli.launcher import assemble_poller
 from runtime.definition.model import load_mapping
 from runtime.devtools.local_kafka.broker import LocalKafka
 from runtime.devtools.local_kafka.commands import default_home
@@ -27,7 +28,7 @@ from runtime.devtools.local_kafka.settings import ClusterInfo
 from runtime.invokers import LocalHandlerInvoker
 from runtime.observability.counters import Metric
 from runtime.observability.logs import configure_logging
-from runtime.pipeline.poller import Poller, PollerOptions
+from runtime.pipeline.poller import PollerOptions
 
 PARTITIONS = 3
 
@@ -81,7 +82,7 @@ def _demo(info: ClusterInfo, home: Path, args: argparse.Namespace, say: Any) -> 
     invoker = LocalHandlerInvoker(
         "runtime.devtools.demo_handler:handler", function_name=mapping.function_name, timeout_s=30
     )
-    poller = Poller(mapping, invoker, PollerOptions(max_concurrency=PARTITIONS))
+    poller = assemble_poller(mapping, invoker, PollerOptions(max_concurrency=PARTITIONS))
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + args.timeout

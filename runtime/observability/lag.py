@@ -25,8 +25,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     OffsetSpec,
 )
 
+from runtime.client_settings import CONSUMER_ONLY_SETTINGS, consumer_settings
 from runtime.definition.model import EventSourceMapping, StartingPosition
-from runtime.pipeline.source import CONSUMER_ONLY_SETTINGS, consumer_settings
 
 _EARLIEST = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 _LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO
 
 from runtime.definition.model import EventSourceMapping
 from runtime.definition.vocabulary import EsmMetric
-from runtime.observability.counters import Counters, Metric, PartitionId
+from runtime.observability.counters import Counters, Metric
 from runtime.observability.lag import LagReader, LagReadError, LagSnapshot
 from runtime.observability.scaling import ScalingPolicy
 from runtime.observability.state import MappingStatus, StatusSnapshot
@@ -49,6 +49,7 @@ from runtime.observability.status import (
     status_path,
     write_status_document,
 )
+from runtime.records import PartitionId
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector

@@ -4,21 +4,19 @@ A batch is cut when BatchSize records are gathered, when the batching window has
 passed since the oldest waiting record arrived, or when one more record would take
 the event past 6,291,456 bytes (measured exactly: each record's JSON fragment is
 encoded once, on arrival). One payload may hold records of several partitions; a
-partition with a batch in flight contributes nothing until that batch resolves,
-which keeps order and one in-flight batch per partition.
+partition with a batch in flight (the offsets ledger knows which) contributes nothing
+until that batch resolves, which keeps order and one in-flight batch per partition.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
-from runtime.pipeline.event import MAX_PAYLOAD_BYTES, PayloadBuilder, encode_record
-from runtime.pipeline.records import Record
-
-PartitionId = tuple[str, int]
+from runtime.pipeline.event import MAX_PAYLOAD_BYTES, PayloadSize, encode_record
+from runtime.records import PartitionId, Record
 
 _batch_ids = count(1)
 
@@ -34,10 +32,8 @@ class _Pending:
 @dataclass(slots=True)
 class _PartitionBuffer:
     items: deque[_Pending] = field(default_factory=deque)
-    in_flight: bool = False
     sendable: int = 0
     sendable_bytes: int = 0
-    paused: bool = False
 
     def oldest(self) -> float:
         return self.items[0].arrived
@@ -70,7 +66,7 @@ class Batch:
 class _Cut:
     """A batch being cut: what it holds so far and its exact payload size."""
 
-    builder: PayloadBuilder
+    size: PayloadSize
     opened_at: float
     """When the oldest waiting record arrived (the batching window's start)."""
     records: list[Record] = field(default_factory=list)
@@ -97,8 +93,12 @@ class Batcher:
         batch_size: int,
         window_s: float,
         max_bytes: int = MAX_PAYLOAD_BYTES,
+        *,
+        busy: Callable[[PartitionId], bool],
     ) -> None:
+        """``busy`` tells whether a partition has a batch in flight (the ledger owns that)."""
         self._servers = tuple(bootstrap_servers)
+        self._busy = busy
         self._batch_size = batch_size
         self._window_s = window_s
         self._max_bytes = max_bytes
@@ -128,7 +128,7 @@ class Batcher:
         """
         moved: dict[PartitionId, int] = {}
         for partition, buffer in self._buffers.items():
-            if buffer.in_flight:
+            if self._busy(partition):
                 continue
             while buffer.items and buffer.items[0].fragment is None:
                 moved[partition] = buffer.items.popleft().record.offset + 1
@@ -136,8 +136,8 @@ class Batcher:
 
     # -- output --------------------------------------------------------------------------
     def next_batch(self, now: float) -> Batch | None:
-        """The batch to send now, if a limit has been reached; marks its partitions busy."""
-        ready = [(p, b) for p, b in self._buffers.items() if not b.in_flight and b.items]
+        """The batch to send now, if a limit has been reached."""
+        ready = [(p, b) for p, b in self._buffers.items() if b.items and not self._busy(p)]
         if not ready or not self._triggered(ready, now):
             return None
         ready.sort(key=lambda item: item[1].oldest())
@@ -145,38 +145,21 @@ class Batcher:
 
     def next_deadline(self) -> float | None:
         """When the window of the oldest waiting record closes (for the poll timeout)."""
-        oldest = [b.oldest() for b in self._buffers.values() if not b.in_flight and b.items]
+        oldest = [b.oldest() for p, b in self._buffers.items() if b.items and not self._busy(p)]
         return min(oldest) + self._window_s if oldest else None
-
-    def release(self, partitions: Iterable[PartitionId]) -> None:
-        """A batch resolved: its partitions may contribute again."""
-        for partition in partitions:
-            buffer = self._buffers.get(partition)
-            if buffer is not None:
-                buffer.in_flight = False
 
     def drop(self, partitions: Iterable[PartitionId]) -> None:
         """Forget revoked partitions: their records will be read again by the new owner."""
         for partition in partitions:
             self._buffers.pop(partition, None)
 
-    def over_high_water(self) -> list[PartitionId]:
+    def over_high_water(self, paused: Collection[PartitionId]) -> list[PartitionId]:
         """Partitions to pause: too much waiting, fetching more would only cost memory."""
-        return [p for p, b in self._buffers.items() if not b.paused and self._full(b)]
+        return [p for p, b in self._buffers.items() if p not in paused and self._full(b)]
 
-    def under_low_water(self) -> list[PartitionId]:
-        """Paused partitions that drained to half their limit and may fetch again."""
-        return [p for p, b in self._buffers.items() if b.paused and self._half(b)]
-
-    def paused_partitions(self) -> list[PartitionId]:
-        """Partitions the consumer has paused for backpressure."""
-        return [p for p, b in self._buffers.items() if b.paused]
-
-    def mark_paused(self, partitions: Iterable[PartitionId], paused: bool) -> None:
-        """Record that the consumer paused or resumed ``partitions``."""
-        for partition in partitions:
-            if partition in self._buffers:
-                self._buffers[partition].paused = paused
+    def under_low_water(self, paused: Collection[PartitionId]) -> list[PartitionId]:
+        """Of the ``paused`` partitions, those drained to half their limit."""
+        return [p for p in paused if (b := self._buffers.get(p)) is None or self._half(b)]
 
     def waiting(self) -> int:
         """Records buffered and not yet in a batch."""
@@ -203,7 +186,7 @@ class Batcher:
         return min(b.oldest() for _, b in ready) + self._window_s <= now
 
     def _cut(self, ready: list[tuple[PartitionId, _PartitionBuffer]]) -> Batch:
-        cut = _Cut(PayloadBuilder(self._servers), opened_at=ready[0][1].oldest())
+        cut = _Cut(PayloadSize(self._servers), opened_at=ready[0][1].oldest())
         for partition, buffer in ready:
             full = self._take(partition, buffer, cut)
             if full and not cut.records and not cut.ranges:  # the first record alone is too big
@@ -216,9 +199,9 @@ class Batcher:
         """Move ``buffer``'s head records into ``cut``; True when the batch is full.
 
         Filtered-out records are taken into the offset range without being sent.
-        This loop runs once per record, so it keeps to locals and one builder call.
+        This loop runs once per record, so it keeps to locals and one size call.
         """
-        items, records, fragments, builder = buffer.items, cut.records, cut.fragments, cut.builder
+        items, records, fragments, size = buffer.items, cut.records, cut.fragments, cut.size
         key = items[0].record.partition_key
         first = items[0].record.offset
         last = -1
@@ -228,8 +211,8 @@ class Batcher:
             head = items[0]
             fragment = head.fragment
             if fragment is not None:
-                if len(records) >= self._batch_size or not builder.try_add(
-                    key, head.record.offset, fragment, self._max_bytes
+                if len(records) >= self._batch_size or not size.try_add(
+                    key, head.record.offset, len(fragment), self._max_bytes
                 ):
                     full = True
                     break
@@ -243,7 +226,6 @@ class Batcher:
         buffer.sendable_bytes -= taken_bytes
         if last >= 0:
             cut.ranges[partition] = (first, last)
-            buffer.in_flight = True
         return full
 
     def _oversized(self, partition: PartitionId, buffer: _PartitionBuffer) -> Batch:
@@ -251,7 +233,6 @@ class Batcher:
         assert head.fragment is not None
         buffer.sendable -= 1
         buffer.sendable_bytes -= len(head.fragment)
-        buffer.in_flight = True
         offset = head.record.offset
         return Batch(
             next(_batch_ids),

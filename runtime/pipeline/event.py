@@ -32,6 +32,7 @@ rejects tombstones and binary values; the ``KafkaEvent`` data class reads both (
 from __future__ import annotations
 
 import json
+import sys
 from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache, partial
@@ -42,7 +43,7 @@ try:  # SIMD base64: about 4x faster than binascii on 1 KB values, the same byte
 except ImportError:  # pragma: no cover - the standard library gives the same bytes, slower
     _base64 = partial(b2a_base64, newline=False)
 
-from runtime.pipeline.records import Header, Record, TimestampType
+from runtime.records import Header, Record, TimestampType
 
 __all__ = [
     "EVENT_SOURCE",
@@ -181,7 +182,7 @@ def _explain(record: Record) -> EventEncodingError:
     """Find the field that broke encoding; slow, so only run after a failure."""
     if not isinstance(record, Record):
         return EventEncodingError(
-            f"record must be a runtime.pipeline.records.Record, got {type(record).__name__}"
+            f"record must be a runtime.records.Record, got {type(record).__name__}"
         )
     where = f"record {record.topic!r} partition {record.partition!r} offset {record.offset!r}"
     problem = _field_problem(record) or "cannot be encoded as JSON"
@@ -289,15 +290,54 @@ def assemble_records(
     return assemble(groups, bootstrap_servers)
 
 
-class PayloadBuilder:
-    """One invocation payload that knows its exact size in bytes as records are added.
+class PayloadSize:
+    """The exact size of the payload a batch will become, without building it.
 
-    ``size_with`` answers "how big would the payload be with this record" before the
-    batcher commits to it, so a batch is cut before it would pass MAX_PAYLOAD_BYTES.
-    Records keep the order they are added in; within a partition offsets must ascend.
+    The batcher asks it, record by record, whether one more fragment still fits, so a
+    batch is cut before it would pass MAX_PAYLOAD_BYTES; the payload itself is assembled
+    once, when the batch is sent. Within a partition offsets must ascend (Lambda's order).
     """
 
-    __slots__ = ("_count", "_encoder", "_groups", "_head", "_last_offsets", "_size")
+    __slots__ = ("_last_offsets", "_size")
+
+    def __init__(self, bootstrap_servers: Sequence[str]) -> None:
+        self._last_offsets: dict[str, int] = {}
+        self._size = len(_envelope_head(bootstrap_servers)) + len(_TAIL)
+
+    @property
+    def size(self) -> int:
+        """Exact length of the payload of what was added so far."""
+        return self._size
+
+    def try_add(
+        self, partition_key: str, offset: int, fragment_size: int, limit: int = MAX_PAYLOAD_BYTES
+    ) -> bool:
+        """Count a fragment in; False (and nothing counted) when it would pass ``limit``.
+
+        The batcher's path: one call per record and no ``Record`` needed.
+        """
+        last = self._last_offsets.get(partition_key)
+        if last is None:  # "key":[ ... ] and the comma before it
+            growth = fragment_size + len(_partition_key_json(partition_key)) + 3
+            growth += 1 if self._last_offsets else 0
+        else:
+            if offset <= last:
+                raise EventEncodingError(
+                    f"record {partition_key} offset {offset} must be greater than the offset "
+                    f"before it in the same partition ({last}): Lambda sends offsets ascending"
+                )
+            growth = fragment_size + 1  # the comma before it
+        if self._size + growth > limit:
+            return False
+        self._size += growth
+        self._last_offsets[partition_key] = offset
+        return True
+
+
+class PayloadBuilder:
+    """One invocation payload, built record by record, that knows its exact size."""
+
+    __slots__ = ("_encoder", "_groups", "_head", "_size")
 
     def __init__(
         self, bootstrap_servers: Sequence[str], encoder: RecordEncoder = encode_record
@@ -305,81 +345,27 @@ class PayloadBuilder:
         self._head = _envelope_head(bootstrap_servers)
         self._encoder = encoder
         self._groups: dict[str, list[bytes]] = {}
-        self._last_offsets: dict[str, int] = {}
-        self._size = len(self._head) + len(_TAIL)
-        self._count = 0
+        self._size = PayloadSize(bootstrap_servers)
 
     @property
     def size(self) -> int:
         """Exact ``len(self.payload())`` right now."""
-        return self._size
-
-    @property
-    def count(self) -> int:
-        """Records added so far."""
-        return self._count
+        return self._size.size
 
     def __len__(self) -> int:
-        return self._count
-
-    def encode(self, record: Record) -> bytes:
-        """The record's fragment, with this builder's encoder."""
-        return self._encoder(record)
-
-    def size_with(self, record: Record, fragment: bytes) -> int:
-        """Exact payload size if ``record`` (encoded as ``fragment``) were added."""
-        return self._size + self._growth(record.partition_key, len(fragment))
-
-    def fits(self, record: Record, fragment: bytes, limit: int = MAX_PAYLOAD_BYTES) -> bool:
-        """Whether adding the record keeps the payload within ``limit`` bytes."""
-        return self.size_with(record, fragment) <= limit
+        return sum(len(group) for group in self._groups.values())
 
     def add(self, record: Record, fragment: bytes | None = None) -> None:
-        """Add a record; pass the fragment from ``encode`` to avoid encoding it twice."""
+        """Add a record; pass its fragment when it was encoded before."""
         if fragment is None:
             fragment = self._encoder(record)
         key = record.partition_key
-        self._append(key, record.offset, fragment, self._growth(key, len(fragment)))
-
-    def try_add(
-        self, partition_key: str, offset: int, fragment: bytes, limit: int = MAX_PAYLOAD_BYTES
-    ) -> bool:
-        """``fits`` and ``add`` in one call, for a fragment encoded earlier.
-
-        The batcher's path: one call per record and no ``Record`` needed. Adds
-        nothing and returns False when the payload would pass ``limit`` bytes.
-        """
-        growth = self._growth(partition_key, len(fragment))
-        if self._size + growth > limit:
-            return False
-        self._append(partition_key, offset, fragment, growth)
-        return True
-
-    def _append(self, key: str, offset: int, fragment: bytes, growth: int) -> None:
-        last = self._last_offsets.get(key)
-        if last is not None and offset <= last:
-            raise EventEncodingError(
-                f"record {key} offset {offset} must be greater than the offset "
-                f"before it in the same partition ({last}): Lambda sends offsets ascending"
-            )
-        self._size += growth
-        group = self._groups.get(key)
-        if group is None:
-            self._groups[key] = [fragment]
-        else:
-            group.append(fragment)
-        self._last_offsets[key] = offset
-        self._count += 1
+        self._size.try_add(key, record.offset, len(fragment), limit=sys.maxsize)
+        self._groups.setdefault(key, []).append(fragment)
 
     def payload(self) -> bytes:
         """The event as sent to Lambda; ``len(payload()) == size``."""
         return _join(self._head, self._groups)
-
-    def _growth(self, partition_key: str, fragment_size: int) -> int:
-        if partition_key in self._groups:
-            return fragment_size + 1  # the comma before it
-        opening = len(_partition_key_json(partition_key)) + 3  # "key":[ ... ]
-        return fragment_size + opening + (1 if self._groups else 0)
 
 
 def build_event(records: Iterable[Record], bootstrap_servers: Sequence[str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from enum import StrEnum
 from runtime.definition.model import INFINITE, EventSourceMapping
 from runtime.invokers import ErrorKind, InvokeResult
 from runtime.observability.state import MappingStopped, StateTransitionReason, problem
-from runtime.pipeline.records import Record
+from runtime.records import Record
 
 MAX_RETRY_ATTEMPTS = 10_000
 MIN_RECORD_AGE_S = 60

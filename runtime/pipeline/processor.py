@@ -4,9 +4,9 @@ A processor runs on a worker thread and owns its batch until every record in it 
 settled: handled by the function, delivered to the on-failure destination, or dropped
 under AWS's rules (counted and logged with its offset). A batch is worked on as a queue
 of *pieces*, in offset order: the whole batch first, then what bisecting or a partial
-batch response leaves to retry. Offsets only move past a record once it is settled;
-``on_progress`` reports the offsets that became committable while the batch is still
-being worked on, so that a poison record does not hold back the records before it.
+batch response leaves to retry. Each settled piece is reported at once to the offsets
+ledger with its outcome, so that a poison record does not hold back the records before
+it; the ledger alone decides what may be committed.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from runtime.destinations.documents import Failure
 from runtime.destinations.writers import FailureDestination, deliver_until_accepted
-from runtime.invokers import ErrorKind, Invoker, InvokeResult
+from runtime.invokers import MAX_TIMEOUT_S, ErrorKind, Invoker, InvokeResult
 from runtime.observability.counters import Counters, Metric
 from runtime.observability.state import OK, MappingStatus, MappingStopped, problem
 from runtime.pipeline.batch_responses import BatchResponseError, lowest_failed_offsets
-from runtime.pipeline.batcher import Batch, PartitionId
+from runtime.pipeline.batcher import Batch
 from runtime.pipeline.event import assemble_records
 from runtime.pipeline.failures import (
     Condition,
@@ -34,20 +35,24 @@ from runtime.pipeline.failures import (
     is_function_error,
     stop_for,
 )
-from runtime.pipeline.records import Record
+from runtime.pipeline.offsets import Outcome
+from runtime.records import Record
 
 log = logging.getLogger("runtime.batch")
 
-ProgressCallback = Callable[[Batch, Mapping[PartitionId, int]], None]
-"""Receives a batch and the next offset to commit for partitions that moved forward."""
+
+class SettlementListener(Protocol):
+    """Where settled records go: the offsets ledger."""
+
+    def settle(self, batch: Batch, records: Sequence[Record], outcome: Outcome, /) -> object:
+        """``records`` of ``batch`` are settled with ``outcome``."""
 
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """What a batch settled. ``settled`` maps partitions to the next offset to commit."""
+    """How a batch came back: every record settled (``complete``), or left partly unsettled."""
 
     batch: Batch
-    settled: dict[PartitionId, int]
     complete: bool
     stopped: MappingStopped | None = None
 
@@ -94,42 +99,6 @@ class _Piece:
         )
 
 
-class _Progress:
-    """Which offsets of a batch are settled; commits stay contiguous per partition."""
-
-    def __init__(self, batch: Batch) -> None:
-        self._offsets: dict[PartitionId, list[int]] = {p: [] for p in batch.ranges}
-        for record in batch.records:
-            self._offsets[(record.topic, record.partition)].append(record.offset)
-        self._ends = batch.next_offsets()
-        self._cursor = dict.fromkeys(batch.ranges, 0)
-        self._settled: set[tuple[str, int, int]] = set()
-        self._starts = {p: first for p, (first, _) in batch.ranges.items()}
-        self._reported = dict(self._starts)
-
-    def settle(self, records: Sequence[Record]) -> dict[PartitionId, int]:
-        """Mark ``records`` settled; returns partitions whose committable offset advanced."""
-        self._settled.update((r.topic, r.partition, r.offset) for r in records)
-        moved = {}
-        for partition in {(r.topic, r.partition) for r in records}:
-            offset = self._next(partition)
-            if offset > self._reported[partition]:
-                self._reported[partition] = moved[partition] = offset
-        return moved
-
-    def committable(self) -> dict[PartitionId, int]:
-        """The next offset to commit for every partition that moved past its range's start."""
-        return {p: offset for p in self._offsets if (offset := self._next(p)) > self._starts[p]}
-
-    def _next(self, partition: PartitionId) -> int:
-        offsets, index = self._offsets[partition], self._cursor[partition]
-        topic, number = partition
-        while index < len(offsets) and (topic, number, offsets[index]) in self._settled:
-            index += 1
-        self._cursor[partition] = index
-        return offsets[index] if index < len(offsets) else self._ends[partition]
-
-
 class _Interrupted(Exception):
     """The poller is stopping (or the mapping stopped): leave the rest unsettled."""
 
@@ -153,11 +122,11 @@ class BatchProcessor:
         status: MappingStatus,
         stopping: threading.Event,
         *,
+        ledger: SettlementListener,
         backoff: RetryBackoff | None = None,
-        invoke_timeout_s: float = 840.0,
+        invoke_timeout_s: float = MAX_TIMEOUT_S,
         policy: FailurePolicy | None = None,
         destination: FailureDestination | None = None,
-        on_progress: ProgressCallback | None = None,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self._invoker = invoker
@@ -169,50 +138,43 @@ class BatchProcessor:
         self._timeout_s = invoke_timeout_s
         self._policy = policy or FailurePolicy()
         self._destination = destination
-        self._on_progress = on_progress
+        self._ledger = ledger
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-
-    def use_destination(self, destination: FailureDestination | None) -> None:
-        """Set the on-failure destination once the cluster's settings are resolved."""
-        self._destination = destination
 
     def process(self, batch: Batch) -> BatchOutcome:
         """Settle ``batch`` or give back what is unsettled when the poller stops."""
         if not batch.records:  # every record was filtered out: nothing to invoke
-            return BatchOutcome(batch, batch.next_offsets(), complete=True)
-        progress = _Progress(batch)
+            return BatchOutcome(batch, complete=True)
         whole = _Piece(batch.records, batch.fragments)
         try:
             if batch.oversized:  # its event alone is over 6 MB: Lambda can never take it
-                self._give_up(batch, progress, whole, Condition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED)
+                self._give_up(batch, whole, Condition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED)
             else:
-                self._work(batch, progress, deque([whole]))
+                self._work(batch, deque([whole]))
         except _Interrupted as interrupted:
-            return BatchOutcome(
-                batch, progress.committable(), complete=False, stopped=interrupted.stopped
-            )
-        return BatchOutcome(batch, batch.next_offsets(), complete=True)
+            return BatchOutcome(batch, complete=False, stopped=interrupted.stopped)
+        return BatchOutcome(batch, complete=True)
 
     # -- the work queue --------------------------------------------------------------------
-    def _work(self, batch: Batch, progress: _Progress, pieces: deque[_Piece]) -> None:
+    def _work(self, batch: Batch, pieces: deque[_Piece]) -> None:
         first = True
         while pieces:
             if not first and self._stopping.is_set():
                 raise _Interrupted
             first = False
-            piece = self._drop_expired(batch, progress, pieces.popleft())
+            piece = self._drop_expired(batch, pieces.popleft())
             if piece.records:
-                pieces.extendleft(reversed(self._attempt(batch, progress, piece)))
+                pieces.extendleft(reversed(self._attempt(batch, piece)))
 
-    def _drop_expired(self, batch: Batch, progress: _Progress, piece: _Piece) -> _Piece:
+    def _drop_expired(self, batch: Batch, piece: _Piece) -> _Piece:
         """Give up on records past MaximumRecordAgeInSeconds before sending the rest."""
         now_ms = self._clock_ms()
         expired, live = piece.take(lambda record: self._policy.expired(record, now_ms))
         if expired.records:
-            self._give_up(batch, progress, expired, Condition.RECORD_AGE_EXCEEDED)
+            self._give_up(batch, expired, Condition.RECORD_AGE_EXCEEDED)
         return live
 
-    def _attempt(self, batch: Batch, progress: _Progress, piece: _Piece) -> list[_Piece]:
+    def _attempt(self, batch: Batch, piece: _Piece) -> list[_Piece]:
         """Invoke ``piece`` once; returns the pieces still to work on, in order."""
         result = self._invoke(batch, piece)
         piece = replace(piece, invokes=piece.invokes + 1, last=result)
@@ -220,7 +182,7 @@ class BatchProcessor:
         if result.ok and self._policy.report_item_failures:
             lowest, result = self._read_reply(piece, result)
         if result.ok:
-            return self._succeeded(batch, progress, piece, lowest)
+            return self._succeeded(batch, piece, lowest)
         self._count_failure(piece, result)
         stopped = stop_for(result)
         if stopped is not None:
@@ -228,37 +190,33 @@ class BatchProcessor:
         if result.error_kind is ErrorKind.PAYLOAD_TOO_LARGE:
             if len(piece.records) > 1:
                 return piece.halves()
-            self._give_up(batch, progress, piece, Condition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED)
+            self._give_up(batch, piece, Condition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED)
             return []
         if self._policy.splits(result, len(piece.records)):
             log.info("bisecting the failed batch", extra=_fields(batch, piece))
             return piece.halves()
-        return self._retry(batch, progress, piece, counted=is_function_error(result))
+        return self._retry(batch, piece, counted=is_function_error(result))
 
-    def _succeeded(
-        self, batch: Batch, progress: _Progress, piece: _Piece, lowest: Mapping[str, int]
-    ) -> list[_Piece]:
+    def _succeeded(self, batch: Batch, piece: _Piece, lowest: Mapping[str, int]) -> list[_Piece]:
         """Settle what the function handled; retry from the lowest failed offsets."""
         self._status.record_result(OK)
         handled, rest = piece.take(
             lambda r: r.partition_key not in lowest or r.offset < lowest[r.partition_key]
         )
-        self._settle(batch, progress, handled.records)
+        self._settle(batch, handled.records, Outcome.HANDLED)
         if not rest.records:
             return []
         log.info(
             "function reported batch item failures; retrying from the lowest failed offsets",
             extra={**_fields(batch, rest), "lowestFailed": dict(lowest)},
         )
-        return self._retry(batch, progress, rest, counted=True)
+        return self._retry(batch, rest, counted=True)
 
-    def _retry(
-        self, batch: Batch, progress: _Progress, piece: _Piece, *, counted: bool
-    ) -> list[_Piece]:
+    def _retry(self, batch: Batch, piece: _Piece, *, counted: bool) -> list[_Piece]:
         """Wait and send ``piece`` again, unless its retries are exhausted."""
         retries = piece.retries + 1 if counted else piece.retries
         if counted and self._policy.retries_exhausted(retries):
-            self._give_up(batch, progress, piece, Condition.RETRY_ATTEMPTS_EXHAUSTED)
+            self._give_up(batch, piece, Condition.RETRY_ATTEMPTS_EXHAUSTED)
             return []
         if self._stopping.wait(self._backoff.delay(piece.invokes)):
             raise _Interrupted
@@ -296,19 +254,15 @@ class BatchProcessor:
         self._status.record_result(problem(describe_failure(result)))
 
     # -- settling ------------------------------------------------------------------------
-    def _settle(self, batch: Batch, progress: _Progress, records: Sequence[Record]) -> None:
-        moved = progress.settle(records)
-        if moved and self._on_progress is not None:
-            self._on_progress(batch, moved)
+    def _settle(self, batch: Batch, records: Sequence[Record], outcome: Outcome) -> None:
+        self._ledger.settle(batch, records, outcome)
 
-    def _give_up(
-        self, batch: Batch, progress: _Progress, piece: _Piece, condition: Condition
-    ) -> None:
+    def _give_up(self, batch: Batch, piece: _Piece, condition: Condition) -> None:
         """Deliver ``piece`` to the destination, or drop it when there is none (AWS)."""
         fields = {**_fields(batch, piece), "condition": condition.value}
         if self._destination is None:
-            self._counters.add(Metric.DROPPED, len(piece.records))
             log.warning("records dropped: no on-failure destination", extra=fields)
+            outcome = Outcome.DROPPED
         else:
             failure = Failure.of(
                 condition,
@@ -322,12 +276,12 @@ class BatchProcessor:
                 self._destination, failure, self._stopping, self._backoff
             ):
                 raise _Interrupted
-            self._counters.add(Metric.ON_FAILURE_DELIVERED, len(piece.records))
             log.warning(
                 "records sent to the on-failure destination",
                 extra={**fields, "destination": self._destination.target},
             )
-        self._settle(batch, progress, piece.records)
+            outcome = Outcome.SENT_TO_DESTINATION
+        self._settle(batch, piece.records, outcome)
 
     def _log(
         self, batch: Batch, piece: _Piece, size: int, duration_s: float, result: InvokeResult

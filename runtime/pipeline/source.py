@@ -1,15 +1,18 @@
-"""The Kafka side of the poller: one confluent-kafka consumer in the mapping's group.
+"""Where records come from: the :class:`Source` protocol the poll loop depends on, and the
+consumer-group source that implements it (Stream mode).
 
-It joins ConsumerGroupId (else the mapping's UUID) with auto-commit off, places
-partitions that have no committed offset at the mapping's StartingPosition, turns
-messages into :class:`~runtime.pipeline.records.Record` values, and commits explicit offsets.
-Only the poll loop's thread touches the consumer.
+:class:`ConsumerGroupSource` joins ConsumerGroupId (else the mapping's UUID) with
+auto-commit off, places partitions that have no committed offset at the mapping's
+StartingPosition, turns messages into :class:`~runtime.records.Record` values, and
+commits explicit offsets. How it reaches the cluster (settings, secrets, sign-in, error
+policy) is a :class:`ClientConnection` it is given: security composes in, it does not
+subclass. Only the poll loop's thread touches the consumer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from confluent_kafka import (
@@ -25,6 +28,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from runtime.client_settings import consumer_settings
 from runtime.definition.model import EventSourceMapping, StartingPosition
 from runtime.observability.counters import Counters, Metric
 from runtime.observability.state import (
@@ -34,11 +38,9 @@ from runtime.observability.state import (
     StateTransitionReason,
     problem,
 )
-from runtime.pipeline.records import Record, TimestampType
+from runtime.records import PartitionId, Record, TimestampType
 
 log = logging.getLogger("runtime.pipeline.source")
-
-PartitionId = tuple[str, int]
 
 _TIMESTAMP_TYPES = {
     TIMESTAMP_LOG_APPEND_TIME: TimestampType.LOG_APPEND_TIME,
@@ -55,54 +57,6 @@ _AUTHZ_ERRORS = frozenset(
 _QUIET_ERRORS = frozenset({KafkaError._PARTITION_EOF, KafkaError._NO_OFFSET})
 
 
-CONSUMER_ONLY_SETTINGS: frozenset[str] = frozenset(
-    {
-        "auto.commit.interval.ms",
-        "auto.offset.reset",
-        "check.crcs",
-        "consume.callback.max.messages",
-        "coordinator.query.interval.ms",
-        "enable.auto.commit",
-        "enable.auto.offset.store",
-        "enable.partition.eof",
-        "fetch.error.backoff.ms",
-        "fetch.max.bytes",
-        "fetch.message.max.bytes",
-        "fetch.min.bytes",
-        "fetch.queue.backoff.ms",
-        "fetch.wait.max.ms",
-        "group.id",
-        "group.instance.id",
-        "group.protocol",
-        "group.protocol.type",
-        "group.remote.assignor",
-        "heartbeat.interval.ms",
-        "isolation.level",
-        "max.partition.fetch.bytes",
-        "max.poll.interval.ms",
-        "partition.assignment.strategy",
-        "queued.max.messages.kbytes",
-        "queued.min.messages",
-        "session.timeout.ms",
-    }
-)
-"""librdkafka properties only a consumer understands: a producer or admin client that
-shares the consumer's connection and security settings must drop them (it warns otherwise)."""
-
-
-ClientErrorClassifier = Callable[[KafkaError], MappingStopped | None]
-"""Turns a client-level error into the stop AWS would make, or None to keep polling."""
-
-
-def default_error_classifier(error: KafkaError) -> MappingStopped | None:
-    """Authentication failures stop the consumer; the security layer refines messages."""
-    if error.code() == KafkaError._AUTHENTICATION:
-        return MappingStopped(
-            StateTransitionReason.EVENT_SOURCE_AUTHN_ERROR, problem(SASL_AUTHENTICATION_FAILED)
-        )
-    return None
-
-
 class AssignmentListener(Protocol):
     """What the poller does when the group gives or takes partitions."""
 
@@ -113,33 +67,77 @@ class AssignmentListener(Protocol):
         """``partitions`` are leaving; ``lost`` means commits for them will fail."""
 
 
-def consumer_settings(
-    mapping: EventSourceMapping, overrides: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """librdkafka settings for the mapping; ``overrides`` (security, tuning) win."""
-    reset = "latest" if mapping.starting_position is StartingPosition.LATEST else "earliest"
-    settings: dict[str, Any] = {
-        "bootstrap.servers": ",".join(mapping.bootstrap_servers),
-        "group.id": mapping.consumer_group_id,
-        "client.id": f"kafka-esm-{mapping.uuid[:8]}",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": reset,
-        "partition.assignment.strategy": "cooperative-sticky",
-        "session.timeout.ms": 10_000,
-        # Fetch tuning (bench/: python -m bench.run_all). librdkafka keeps fetched
-        # responses alive while any of their messages is queued, and pausing a
-        # partition for backpressure throws its queue away: a small queue and
-        # small responses cost little throughput and cut peak RSS by ~60 MB.
-        "queued.max.messages.kbytes": 8_192,
-        "max.partition.fetch.bytes": 2_097_152,
-        "fetch.max.bytes": 16_777_216,
-        # Once its queue was full, librdkafka waits this long before fetching again
-        # (default 1 s); 8 MB of 1 KB records drain in a fraction of that.
-        "fetch.queue.backoff.ms": 20,
-    }
-    settings.update(overrides or {})
-    return settings
+class Source(Protocol):
+    """What the poll loop needs from Kafka, whichever kind of group reads the topic."""
+
+    def subscribe(self, listener: AssignmentListener) -> None:
+        """Connect and join; ``listener`` hears of partitions given and taken.
+
+        Raises MappingStopped when the cluster refuses the mapping (as AWS would stop it).
+        """
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first."""
+
+    def commit(self, offsets: Mapping[PartitionId, int], *, wait: bool = True) -> bool:
+        """Make ``offsets`` (next offset to read) durable; False when a waited commit failed."""
+
+    def pause(self, partitions: Collection[PartitionId]) -> None:
+        """Stop fetching ``partitions`` (backpressure)."""
+
+    def resume(self, partitions: Collection[PartitionId]) -> None:
+        """Fetch ``partitions`` again."""
+
+    @property
+    def paused(self) -> frozenset[PartitionId]:
+        """Partitions paused now."""
+
+    def close(self) -> None:
+        """Leave the group (revoking through the listener) and free the client."""
+
+
+class ClientConnection(Protocol):
+    """How a source reaches the cluster: settings, the client, and the error policy."""
+
+    def connect(self) -> Mapping[str, Any]:
+        """The client settings, once the cluster may be used (secrets read, sign-in checked).
+
+        Raises MappingStopped when it may not.
+        """
+
+    def consumer_factory(self, settings: dict[str, Any]) -> Consumer:
+        """Build the consumer for ``settings``."""
+
+    def classify(self, error: KafkaError) -> MappingStopped | None:
+        """The stop AWS would make for a client-level error, or None to keep polling."""
+
+
+class PlainConnection:
+    """A cluster reached with the given settings only (no SourceAccessConfigurations)."""
+
+    def __init__(
+        self,
+        overrides: Mapping[str, Any] | None = None,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+    ) -> None:
+        self._overrides = dict(overrides or {})
+        self._consumer_factory = consumer_factory
+
+    def connect(self) -> Mapping[str, Any]:
+        """The settings as given."""
+        return self._overrides
+
+    def consumer_factory(self, settings: dict[str, Any]) -> Consumer:
+        """A consumer built with ``settings``."""
+        return self._consumer_factory(settings)
+
+    def classify(self, error: KafkaError) -> MappingStopped | None:
+        """Authentication failures stop the consumer; the security layer refines messages."""
+        if error.code() == KafkaError._AUTHENTICATION:
+            return MappingStopped(
+                StateTransitionReason.EVENT_SOURCE_AUTHN_ERROR, problem(SASL_AUTHENTICATION_FAILED)
+            )
+        return None
 
 
 def to_record(message: Message) -> Record:
@@ -161,39 +159,44 @@ def to_record(message: Message) -> Record:
     )
 
 
-class KafkaSource:
-    """The consumer: subscribe, poll records, pause and resume, commit explicit offsets."""
+class ConsumerGroupSource:
+    """Stream mode: the mapping's consumer group, explicit offsets, pause and resume."""
 
     def __init__(
         self,
         mapping: EventSourceMapping,
-        listener: AssignmentListener,
         counters: Counters,
-        *,
-        overrides: Mapping[str, Any] | None = None,
-        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
-        error_classifier: ClientErrorClassifier | None = None,
+        connection: ClientConnection,
     ) -> None:
         self._mapping = mapping
-        self._classify = error_classifier or default_error_classifier
-        self._listener = listener
         self._counters = counters
+        self._connection = connection
         self._client_errors: list[KafkaError] = []
-        settings = consumer_settings(mapping, overrides)
+        self._consumer: Consumer | None = None
+        self._listener: AssignmentListener | None = None
+        self._cooperative = True
+        self._paused: set[PartitionId] = set()
+
+    def subscribe(self, listener: AssignmentListener) -> None:
+        """Connect (secrets, sign-in), build the consumer and join on the mapping's topic."""
+        settings = consumer_settings(self._mapping, self._connection.connect())
         settings["error_cb"] = self._client_errors.append
         settings["on_commit"] = self._on_commit
         self._cooperative = settings["partition.assignment.strategy"] == "cooperative-sticky"
-        self._consumer = consumer_factory(settings)
-        self._closed = False
-
-    def subscribe(self) -> None:
-        """Join the group on the mapping's one topic."""
+        self._listener = listener
+        self._consumer = self._connection.consumer_factory(settings)
         self._consumer.subscribe(
             [self._mapping.topic],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+
+    @property
+    def _client(self) -> Consumer:
+        if self._consumer is None:
+            raise RuntimeError("the source is used before subscribe()")
+        return self._consumer
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         """Up to ``max_records`` records; raises MappingStopped on errors AWS stops for.
@@ -202,11 +205,12 @@ class KafkaSource:
         arrive, so the wait is for one record only, then whatever else is queued is taken
         at once: a lone record is handed on as soon as it lands.
         """
-        messages = self._consumer.consume(max_records, timeout=0)
+        consumer = self._client
+        messages = consumer.consume(max_records, timeout=0)
         if not messages and timeout_s > 0:
-            messages = self._consumer.consume(1, timeout=timeout_s)
+            messages = consumer.consume(1, timeout=timeout_s)
             if messages and max_records > 1:
-                messages.extend(self._consumer.consume(max_records - 1, timeout=0))
+                messages.extend(consumer.consume(max_records - 1, timeout=0))
         records = []
         for message in messages:
             error = message.error()
@@ -219,7 +223,7 @@ class KafkaSource:
             self._counters.add(Metric.POLLED, len(records))
         return records
 
-    def pause(self, partitions: list[PartitionId]) -> None:
+    def pause(self, partitions: Collection[PartitionId]) -> None:
         """Stop fetching ``partitions`` (backpressure).
 
         librdkafka drops what it had prefetched for them, and notices a resume only when
@@ -227,12 +231,19 @@ class KafkaSource:
         partitions keep fetching.
         """
         if partitions:
-            self._consumer.pause([TopicPartition(t, p) for t, p in partitions])
+            self._client.pause([TopicPartition(t, p) for t, p in partitions])
+            self._paused.update(partitions)
 
-    def resume(self, partitions: list[PartitionId]) -> None:
+    def resume(self, partitions: Collection[PartitionId]) -> None:
         """Fetch ``partitions`` again."""
         if partitions:
-            self._consumer.resume([TopicPartition(t, p) for t, p in partitions])
+            self._client.resume([TopicPartition(t, p) for t, p in partitions])
+            self._paused.difference_update(partitions)
+
+    @property
+    def paused(self) -> frozenset[PartitionId]:
+        """Partitions paused for backpressure (librdkafka offers no way to ask it)."""
+        return frozenset(self._paused)
 
     def commit(self, offsets: Mapping[PartitionId, int], *, wait: bool = True) -> bool:
         """Commit ``next offset to read`` per partition; False when a waited commit failed.
@@ -245,9 +256,9 @@ class KafkaSource:
         partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
             if wait:
-                self._consumer.commit(offsets=partitions, asynchronous=False)
+                self._client.commit(offsets=partitions, asynchronous=False)
             else:
-                self._consumer.commit(offsets=partitions, asynchronous=True)
+                self._client.commit(offsets=partitions, asynchronous=True)
         except KafkaException as exc:
             self._counters.add(Metric.COMMIT_ERROR)
             log.warning("commit failed: %s", exc.args[0].str(), extra={"offsets": _named(offsets)})
@@ -269,14 +280,9 @@ class KafkaSource:
 
     def close(self) -> None:
         """Leave the group (revoking partitions through the listener) and free the client."""
-        if not self._closed:
-            self._closed = True
-            self._consumer.close()
-
-    def watermarks(self, partition: PartitionId, timeout_s: float = 5.0) -> tuple[int, int]:
-        """(low, high) offsets of ``partition`` from the broker."""
-        low, high = self._consumer.get_watermark_offsets(TopicPartition(*partition), timeout_s)
-        return int(low), int(high)
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.close()
 
     # -- rebalance callbacks (run on the poll thread, inside consume()) ------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -286,16 +292,25 @@ class KafkaSource:
         else:
             consumer.assign(partitions)
         log.info("partitions assigned", extra={"partitions": [_name(tp) for tp in partitions]})
-        self._listener.on_assigned([(tp.topic, tp.partition) for tp in partitions])
+        self._heard().on_assigned([(tp.topic, tp.partition) for tp in partitions])
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._listener.on_revoked([(tp.topic, tp.partition) for tp in partitions], lost=False)
+        self._forget_paused(partitions)
+        self._heard().on_revoked([(tp.topic, tp.partition) for tp in partitions], lost=False)
         log.info("partitions revoked", extra={"partitions": [_name(tp) for tp in partitions]})
         # confluent-kafka unassigns (incrementally when cooperative) after this returns.
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._listener.on_revoked([(tp.topic, tp.partition) for tp in partitions], lost=True)
+        self._forget_paused(partitions)
+        self._heard().on_revoked([(tp.topic, tp.partition) for tp in partitions], lost=True)
         log.warning("partitions lost", extra={"partitions": [_name(tp) for tp in partitions]})
+
+    def _heard(self) -> AssignmentListener:
+        assert self._listener is not None  # callbacks run only after subscribe()
+        return self._listener
+
+    def _forget_paused(self, partitions: list[TopicPartition]) -> None:
+        self._paused.difference_update((tp.topic, tp.partition) for tp in partitions)
 
     def _place_new_partitions(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Committed offsets win; only partitions without one start at StartingPosition."""
@@ -339,7 +354,7 @@ class KafkaSource:
     def _raise_client_errors(self) -> None:
         errors, self._client_errors[:] = list(self._client_errors), []
         for error in errors:
-            stopped = self._classify(error)
+            stopped = self._connection.classify(error)
             if stopped is not None:
                 raise stopped
             self._counters.add(Metric.POLLING_ERROR)

@@ -1,4 +1,4 @@
-"""The poller's Kafka source with the mapping's security: secrets, sign-in check, rotation.
+"""The mapping's security, as the source's ClientConnection: secrets, sign-in, rotation.
 
 Secrets are read when the source subscribes, not when the poller is built, so a secret
 that cannot be used stops the mapping through the poller's own stop path, which records
@@ -30,14 +30,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 )
 
 from runtime.definition.model import EventSourceMapping
-from runtime.observability.counters import Counters
 from runtime.observability.state import (
     CLUSTER_FAILED_TO_AUTHORIZE,
     MappingStopped,
     StateTransitionReason,
     problem,
 )
-from runtime.pipeline.source import AssignmentListener, KafkaSource
 from runtime.security.plan import (
     AuthMethod,
     ClientSecurity,
@@ -52,7 +50,7 @@ from runtime.security.secrets import SecretError, SecretReader
 
 log = logging.getLogger("runtime.security.plan")
 
-__all__ = ["SecuredSource", "SecuritySession", "check_cluster_access", "sign_in"]
+__all__ = ["SecuritySession", "check_cluster_access", "sign_in"]
 
 _ATTEMPT_S = 0.5  # librdkafka reports a refused sign-in through error_cb, not the request
 ROTATION_GRACE_S = 10.0
@@ -123,19 +121,6 @@ class SecuritySession:
         return changed
 
     # -- the consumer ------------------------------------------------------------------------
-    def source_factory(
-        self,
-        mapping: EventSourceMapping,
-        listener: AssignmentListener,
-        counters: Counters,
-        *,
-        overrides: Mapping[str, Any] | None = None,
-    ) -> KafkaSource:
-        """What :class:`~runtime.pipeline.poller.Poller` takes as ``source_factory``."""
-        if overrides:
-            self._overrides = {**self._overrides, **overrides}
-        return SecuredSource(mapping, listener, counters, session=self)
-
     def consumer_factory(self, settings: dict[str, Any]) -> Consumer:
         """Build the consumer and keep it, so that rotated SASL credentials reach it."""
         try:
@@ -166,9 +151,12 @@ class SecuritySession:
         return True
 
     # -- start-up ------------------------------------------------------------------------------
-    def preflight(self) -> dict[str, Any]:
+    def connect(self) -> dict[str, Any]:
         """Sign in and test DescribeConfigs; on an authentication failure re-read the
-        secrets once and retry. Returns the settings to build the consumer with."""
+        secrets once and retry. Returns the settings to build the consumer with.
+
+        The source calls it when it subscribes, so that a secret that cannot be used stops
+        the mapping through the poller's own stop path (State, LastProcessingResult)."""
         settings = self.client_settings()
         stopped = check_cluster_access(
             self._mapping, settings, self.plan.method, self.options.preflight_timeout_s
@@ -181,41 +169,6 @@ class SecuritySession:
         if stopped is not None:
             raise stopped
         return settings
-
-
-class SecuredSource(KafkaSource):
-    """A :class:`KafkaSource` whose consumer is built when it subscribes.
-
-    The base class builds its consumer in ``__init__``; here that call waits for
-    :meth:`subscribe`, after the secrets are read and the sign-in is checked, so that
-    every failure reaches the poller as :class:`MappingStopped` from ``subscribe``.
-    """
-
-    def __init__(
-        self,
-        mapping: EventSourceMapping,
-        listener: AssignmentListener,
-        counters: Counters,
-        *,
-        session: SecuritySession,
-    ) -> None:
-        self._pending = (mapping, listener, counters)
-        self._session = session
-        self._closed = True  # nothing to close until subscribe() builds the consumer
-
-    def subscribe(self) -> None:
-        """Read the secrets, check the sign-in, build the consumer and join the group."""
-        settings = self._session.preflight()
-        mapping, listener, counters = self._pending
-        super().__init__(
-            mapping,
-            listener,
-            counters,
-            overrides=settings,
-            consumer_factory=self._session.consumer_factory,
-            error_classifier=self._session.classify,
-        )
-        super().subscribe()
 
 
 def _is_authn(stopped: MappingStopped) -> bool:

@@ -23,13 +23,14 @@ from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventR
 from confluent_kafka import Consumer, Producer, TopicPartition
 from moto import mock_aws
 
+from runtime.cli.launcher import assemble_poller
 from runtime.definition.model import parse_mapping
 from runtime.destinations.documents import Failure
 from runtime.destinations.writers import DeliveryError, FailureDestination, destination_for
 from runtime.devtools.local_kafka import ClusterInfo
 from runtime.invokers import LocalHandlerInvoker
 from runtime.observability.counters import Metric
-from runtime.pipeline.poller import Poller, PollerOptions
+from runtime.pipeline.poller import PollerOptions
 from tests.kafka_helpers import consume
 from tests.poller_harness import FAST_RETRY, RecordingHandler, RunningPoller, committed, mapping_doc
 
@@ -58,7 +59,7 @@ def running(
         destination = destination_for(mapping, consumer_overrides=kafka.plaintext_config())
     assert not isinstance(destination, str)
     invoker = LocalHandlerInvoker(handler, function_name=mapping.function_name, timeout_s=60)
-    poller = Poller(
+    poller = assemble_poller(
         mapping, invoker, PollerOptions(retry_backoff=FAST_RETRY), destination=destination
     )
     run = RunningPoller(poller)

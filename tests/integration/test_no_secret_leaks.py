@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from runtime.cli.launcher import InvokeTarget
+from runtime.cli.launcher import InvokeTarget, assemble_poller
 from runtime.definition.model import parse_mapping
 from runtime.devtools.local_kafka import ClusterInfo
 from runtime.doctor.model import DoctorInputs
 from runtime.doctor.report import run_doctor
 from runtime.invokers import LocalHandlerInvoker
-from runtime.pipeline.poller import Poller, PollerOptions
+from runtime.pipeline.poller import PollerOptions
 from runtime.security.plan import SecurityConfigError, SecurityOptions
 from runtime.security.session import SecuritySession
 from tests.kafka_helpers import produce
@@ -66,11 +66,12 @@ def _poller_outputs(doc: dict[str, Any]) -> list[str]:
     except SecurityConfigError as refused:
         return list(_exception_texts(refused))
     invoker = LocalHandlerInvoker(lambda event, context: None, function_name="leaks")
-    poller = Poller(
+    poller = assemble_poller(
         mapping,
         invoker,
         PollerOptions(retry_backoff=FAST_RETRY),
-        source_factory=session.source_factory,
+        connection=session,
+        client_settings=session.client_settings,
     )
     running = RunningPoller(poller)
     running.thread.start()

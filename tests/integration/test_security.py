@@ -18,6 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from runtime.cli.launcher import assemble_poller
 from runtime.definition.model import parse_mapping
 from runtime.devtools.local_kafka import ClusterInfo
 from runtime.invokers import LocalHandlerInvoker
@@ -63,11 +64,12 @@ def _poller(
     mapping = parse_mapping(doc)
     session = SecuritySession(mapping, {}, SecurityOptions(preflight_timeout_s=30), reader)
     invoker = LocalHandlerInvoker(handler, function_name=mapping.function_name, timeout_s=30)
-    return Poller(
+    return assemble_poller(
         mapping,
         invoker,
         PollerOptions(retry_backoff=FAST_RETRY),
-        source_factory=session.source_factory,
+        connection=session,
+        client_settings=session.client_settings,
     )
 
 

@@ -5,11 +5,29 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.pipeline.batcher import Batcher
-from runtime.pipeline.event import PayloadBuilder, encode_record
-from runtime.pipeline.records import Record
+from runtime.pipeline.batcher import Batch, Batcher
+from runtime.pipeline.event import PayloadSize, encode_record
+from runtime.records import PartitionId, Record
 
 SERVERS = ("b1:9092",)
+
+
+class _LoopBatcher(Batcher):
+    """A batcher with the poll loop's part (the ledger's, in the poller): a cut batch's
+    partitions are busy until it is released."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.in_flight: set[PartitionId] = set()
+        super().__init__(*args, busy=self.in_flight.__contains__, **kwargs)  # type: ignore[arg-type]
+
+    def next_batch(self, now: float) -> Batch | None:
+        batch = super().next_batch(now)
+        if batch is not None:
+            self.in_flight.update(batch.partitions)
+        return batch
+
+    def release(self, partitions: tuple[PartitionId, ...]) -> None:
+        self.in_flight.difference_update(partitions)
 
 
 def _record(partition: int, offset: int, size: int = 10, topic: str = "t") -> Record:
@@ -22,14 +40,14 @@ def _fill(batcher: Batcher, partition: int, offsets: range, now: float = 0.0, **
 
 
 def test_nothing_is_cut_before_a_limit_is_reached() -> None:
-    batcher = Batcher(SERVERS, batch_size=10, window_s=1.0)
+    batcher = _LoopBatcher(SERVERS, batch_size=10, window_s=1.0)
     _fill(batcher, 0, range(9))
     assert batcher.next_batch(now=0.5) is None
     assert batcher.next_deadline() == 1.0
 
 
 def test_batch_size_cuts_a_full_batch_and_leaves_the_rest() -> None:
-    batcher = Batcher(SERVERS, batch_size=10, window_s=60.0)
+    batcher = _LoopBatcher(SERVERS, batch_size=10, window_s=60.0)
     _fill(batcher, 0, range(25))
     batch = batcher.next_batch(now=0.0)
     assert batch is not None
@@ -39,7 +57,7 @@ def test_batch_size_cuts_a_full_batch_and_leaves_the_rest() -> None:
 
 
 def test_the_window_sends_a_partial_batch_once_its_oldest_record_is_old_enough() -> None:
-    batcher = Batcher(SERVERS, batch_size=100, window_s=0.5)
+    batcher = _LoopBatcher(SERVERS, batch_size=100, window_s=0.5)
     _fill(batcher, 0, range(3), now=10.0)
     assert batcher.next_batch(now=10.4) is None
     batch = batcher.next_batch(now=10.5)
@@ -47,7 +65,7 @@ def test_the_window_sends_a_partial_batch_once_its_oldest_record_is_old_enough()
 
 
 def test_a_partition_in_flight_contributes_nothing_until_released() -> None:
-    batcher = Batcher(SERVERS, batch_size=5, window_s=0.0)
+    batcher = _LoopBatcher(SERVERS, batch_size=5, window_s=0.0)
     _fill(batcher, 0, range(5))
     first = batcher.next_batch(now=0.0)
     assert first is not None
@@ -59,7 +77,7 @@ def test_a_partition_in_flight_contributes_nothing_until_released() -> None:
 
 
 def test_partitions_share_a_payload_oldest_first() -> None:
-    batcher = Batcher(SERVERS, batch_size=100, window_s=0.0)
+    batcher = _LoopBatcher(SERVERS, batch_size=100, window_s=0.0)
     _fill(batcher, 1, range(2), now=2.0)
     _fill(batcher, 0, range(3), now=1.0)
     batch = batcher.next_batch(now=3.0)
@@ -70,20 +88,21 @@ def test_partitions_share_a_payload_oldest_first() -> None:
 
 def test_bytes_cut_the_batch_before_the_payload_would_pass_the_limit() -> None:
     limit = 2_000
-    batcher = Batcher(SERVERS, batch_size=1000, window_s=60.0, max_bytes=limit)
+    batcher = _LoopBatcher(SERVERS, batch_size=1000, window_s=60.0, max_bytes=limit)
     _fill(batcher, 0, range(40), size=90)
     batch = batcher.next_batch(now=0.0)
     assert batch is not None
-    builder = PayloadBuilder(SERVERS)
+    size = PayloadSize(SERVERS)
     for record in batch.records:
-        builder.add(record)
-    assert builder.size <= limit
+        assert size.try_add(record.partition_key, record.offset, len(encode_record(record)))
+    assert size.size <= limit
     following = _record(0, batch.records[-1].offset + 1, size=90)
-    assert builder.size_with(following, encode_record(following)) > limit
+    fragment = encode_record(following)
+    assert not size.try_add(following.partition_key, following.offset, len(fragment), limit)
 
 
 def test_filtered_records_are_covered_by_the_range_but_not_sent() -> None:
-    batcher = Batcher(SERVERS, batch_size=10, window_s=0.0)
+    batcher = _LoopBatcher(SERVERS, batch_size=10, window_s=0.0)
     batcher.add(_record(0, 0), now=0.0)
     batcher.add(_record(0, 1), now=0.0, keep=False)
     batcher.add(_record(0, 2), now=0.0)
@@ -94,7 +113,7 @@ def test_filtered_records_are_covered_by_the_range_but_not_sent() -> None:
 
 
 def test_filtered_records_at_the_head_of_an_idle_partition_settle_at_once() -> None:
-    batcher = Batcher(SERVERS, batch_size=10, window_s=60.0)
+    batcher = _LoopBatcher(SERVERS, batch_size=10, window_s=60.0)
     batcher.add(_record(0, 0), now=0.0, keep=False)
     batcher.add(_record(0, 1), now=0.0, keep=False)
     batcher.add(_record(0, 2), now=0.0)
@@ -103,7 +122,7 @@ def test_filtered_records_at_the_head_of_an_idle_partition_settle_at_once() -> N
 
 
 def test_a_single_record_over_the_limit_is_cut_alone_as_oversized() -> None:
-    batcher = Batcher(SERVERS, batch_size=10, window_s=0.0, max_bytes=500)
+    batcher = _LoopBatcher(SERVERS, batch_size=10, window_s=0.0, max_bytes=500)
     batcher.add(_record(0, 0, size=1_000), now=0.0)
     batcher.add(_record(0, 1), now=0.0)
     batch = batcher.next_batch(now=0.0)
@@ -112,17 +131,17 @@ def test_a_single_record_over_the_limit_is_cut_alone_as_oversized() -> None:
 
 
 def test_backpressure_pauses_at_high_water_and_resumes_at_half() -> None:
-    batcher = Batcher(SERVERS, batch_size=250, window_s=60.0)
+    batcher = _LoopBatcher(SERVERS, batch_size=250, window_s=60.0)
     _fill(batcher, 0, range(batcher.high_water_records))
-    assert batcher.over_high_water() == [("t", 0)]
-    batcher.mark_paused([("t", 0)], True)
-    assert batcher.paused_partitions() == [("t", 0)]
-    assert batcher.under_low_water() == []
+    assert batcher.over_high_water(paused=set()) == [("t", 0)]
+    paused = {("t", 0)}
+    assert batcher.over_high_water(paused) == []  # a paused partition is not paused again
+    assert batcher.under_low_water(paused) == []
     while batcher.waiting() >= batcher.high_water_records // 2:
         batch = batcher.next_batch(now=0.0)
         assert batch is not None
         batcher.release(batch.partitions)
-    assert batcher.under_low_water() == [("t", 0)]
+    assert batcher.under_low_water(paused) == [("t", 0)]
 
 
 @settings(max_examples=150, deadline=None)
@@ -135,7 +154,7 @@ def test_every_record_is_settled_once_in_order(
     plan: list[tuple[int, int, bool]], batch_size: int, max_bytes: int
 ) -> None:
     """Whatever the mix, batches hand out every offset once, per partition in order."""
-    batcher = Batcher(SERVERS, batch_size=batch_size, window_s=0.0, max_bytes=max_bytes)
+    batcher = _LoopBatcher(SERVERS, batch_size=batch_size, window_s=0.0, max_bytes=max_bytes)
     next_offset = [0, 0, 0, 0]
     for partition, size, keep in plan:
         batcher.add(_record(partition, next_offset[partition], size=size), now=0.0, keep=keep)

@@ -42,7 +42,8 @@ from runtime.pipeline.batcher import Batch
 from runtime.pipeline.event import encode_record
 from runtime.pipeline.failures import Condition, FailurePolicy, RetryBackoff
 from runtime.pipeline.processor import BatchProcessor
-from runtime.pipeline.records import Record
+from runtime.records import Record
+from tests.unit.ledger_view import RecordingLedger
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -422,12 +423,14 @@ def test_processor_delivers_from_a_worker_thread(aws: None) -> None:
             return FUNCTION_ERROR
 
     counters = Counters()
+    ledger = RecordingLedger(counters)
     processor = BatchProcessor(
         Failing(),
         mapping.bootstrap_servers,
         counters,
         MappingStatus(),
         threading.Event(),
+        ledger=ledger,
         backoff=NO_WAIT,
         policy=FailurePolicy.for_mapping(mapping),
         destination=destination,
@@ -437,7 +440,7 @@ def test_processor_delivers_from_a_worker_thread(aws: None) -> None:
         1, records, tuple(encode_record(r) for r in records), {("orders", 0): (4, 5)}, 0.0
     )
     outcomes = []
-    worker = threading.Thread(target=lambda: outcomes.append(processor.process(batch)))
+    worker = threading.Thread(target=lambda: outcomes.append(ledger.process(processor, batch)))
     worker.start()
     worker.join(30)
     assert outcomes[0].complete and outcomes[0].settled == {("orders", 0): 6}
@@ -491,14 +494,18 @@ class FakeError:
 
 
 def kafka_destination(producer: list[FakeProducer]) -> KafkaDestination:
+    """The destination builds its producer on first delivery: the fake exists already, so
+    that a test can script it first, and takes its configuration when it is built."""
+    producer.append(FakeProducer({}))
+
     def factory(config: dict[str, Any]) -> FakeProducer:
-        producer.append(FakeProducer(config))
+        producer[-1].config = config
         return producer[-1]
 
     return KafkaDestination(
         "dlt",
         CONTEXT,
-        {"bootstrap.servers": "b-1:9092"},
+        lambda: {"bootstrap.servers": "b-1:9092"},
         source_topic="Topic",
         producer_factory=factory,
     )
@@ -540,7 +547,9 @@ def test_kafka_destination_returns_only_the_unacknowledged_records() -> None:
 
 def test_kafka_destination_refuses_the_source_topic() -> None:
     with pytest.raises(ValueError, match=r"='kafka://Topic' is not valid: must not be the source"):
-        KafkaDestination("Topic", CONTEXT, {}, source_topic="Topic", producer_factory=FakeProducer)
+        KafkaDestination(
+            "Topic", CONTEXT, dict, source_topic="Topic", producer_factory=FakeProducer
+        )
 
 
 def test_producer_settings_reuse_the_connection_but_not_consumer_settings() -> None:

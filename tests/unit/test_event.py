@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,11 +22,12 @@ from runtime.pipeline.event import (
     MAX_PAYLOAD_BYTES,
     EventEncodingError,
     PayloadBuilder,
+    PayloadSize,
     assemble,
     build_event,
     encode_record,
 )
-from runtime.pipeline.records import Record, TimestampType
+from runtime.records import Record, TimestampType
 
 SERVERS = ["b-1.example:9092", "b-2.example:9092"]
 INT64 = (-(2**63), 2**63 - 1)
@@ -243,7 +245,7 @@ def test_an_empty_builder_is_a_valid_event_with_no_records() -> None:
     builder = PayloadBuilder(["h:9092"])
     assert strict_loads(builder.payload())["records"] == {}
     assert builder.size == len(builder.payload())
-    assert builder.count == len(builder) == 0
+    assert len(builder) == 0
 
 
 # ---------------------------------------------------------------- exact size
@@ -251,16 +253,17 @@ def test_an_empty_builder_is_a_valid_event_with_no_records() -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=record_batches(), servers=servers_lists)
-def test_size_with_predicts_the_exact_payload_length_at_every_step(
+def test_payload_size_predicts_the_exact_payload_length_at_every_step(
     records: list[Record], servers: list[str]
 ) -> None:
+    size = PayloadSize(servers)
     builder = PayloadBuilder(servers)
     for record in records:
-        fragment = builder.encode(record)
-        predicted = builder.size_with(record, fragment)
+        fragment = encode_record(record)
+        assert size.try_add(record.partition_key, record.offset, len(fragment), sys.maxsize)
         builder.add(record, fragment)
-        assert builder.size == predicted == len(builder.payload())
-    assert builder.count == len(records)
+        assert builder.size == size.size == len(builder.payload())
+    assert len(builder) == len(records)
     assert_go_and_rust_can_read(strict_loads(builder.payload()))
 
 
@@ -274,29 +277,33 @@ def test_assemble_joins_fragments_exactly_as_the_builder_does(records: list[Reco
     assert assemble(groups, SERVERS) == payload
 
 
-def test_fits_cuts_a_batch_before_it_would_pass_six_megabytes() -> None:
+def test_payload_size_cuts_a_batch_before_it_would_pass_six_megabytes() -> None:
     # 1.2 MB values are 1.6 MB in base64: three fit in 6 MB, a fourth does not.
     records = [Record("big", 0, n, 1, value=bytes([n]) * 1_200_000) for n in range(5)]
+    size = PayloadSize(SERVERS)
     builder = PayloadBuilder(SERVERS)
     added = 0
     for record in records:
-        fragment = builder.encode(record)
-        if not builder.fits(record, fragment):
-            assert builder.size_with(record, fragment) > MAX_PAYLOAD_BYTES
+        fragment = encode_record(record)
+        before = size.size
+        if not size.try_add(record.partition_key, record.offset, len(fragment)):
+            assert size.size == before  # nothing counted
+            assert before + len(fragment) > MAX_PAYLOAD_BYTES
             break
         builder.add(record, fragment)
         added += 1
     assert added == 3
-    assert len(builder.payload()) == builder.size <= MAX_PAYLOAD_BYTES
+    assert len(builder.payload()) == builder.size == size.size <= MAX_PAYLOAD_BYTES
 
 
-def test_fits_is_inclusive_of_the_limit() -> None:
-    builder = PayloadBuilder(SERVERS)
+def test_payload_size_is_inclusive_of_the_limit() -> None:
     record = Record("t", 0, 0, 1, value=b"v")
     fragment = encode_record(record)
-    exact = builder.size_with(record, fragment)
-    assert builder.fits(record, fragment, limit=exact)
-    assert not builder.fits(record, fragment, limit=exact - 1)
+    builder = PayloadBuilder(SERVERS)
+    builder.add(record, fragment)
+    exact = len(builder.payload())
+    assert PayloadSize(SERVERS).try_add(record.partition_key, 0, len(fragment), limit=exact)
+    assert not PayloadSize(SERVERS).try_add(record.partition_key, 0, len(fragment), exact - 1)
 
 
 def test_the_encoder_is_swappable_and_its_fragments_are_sent_unchanged() -> None:
@@ -440,7 +447,7 @@ def test_offsets_must_ascend_within_a_partition() -> None:
     builder.add(Record("t", 1, 3, 1))  # another partition may go lower
     with pytest.raises(EventEncodingError, match=r"t-0 offset 5 must be greater .*\(5\)"):
         builder.add(Record("t", 0, 5, 1))
-    assert builder.count == 2
+    assert len(builder) == 2
     assert builder.size == len(builder.payload())
 
 
@@ -478,7 +485,7 @@ def test_invalid_records_name_the_field_and_the_rule(change: dict[str, Any], mes
 
 def test_something_that_is_not_a_record_is_named() -> None:
     with pytest.raises(
-        EventEncodingError, match=r"record must be a runtime\.pipeline\.records\.Record, got dict"
+        EventEncodingError, match=r"record must be a runtime\.records\.Record, got dict"
     ):
         encode_record({"topic": "t"})  # type: ignore[arg-type]
 

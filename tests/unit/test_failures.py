@@ -17,7 +17,7 @@ from runtime.pipeline.failures import (
     is_function_error,
     stop_for,
 )
-from runtime.pipeline.records import Record
+from runtime.records import Record
 
 NOW_MS = 1_700_000_000_000
 

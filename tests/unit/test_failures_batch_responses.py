@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventR
 
 from runtime.pipeline.batch_responses import BatchResponseError, lowest_failed_offsets
 from runtime.pipeline.event import build_event
-from runtime.pipeline.records import Record
+from runtime.records import Record
 
 SENT = {"orders-0": {3, 4, 5, 6}, "orders-1": {10, 11}}
 

@@ -23,11 +23,12 @@ from runtime.invokers import ErrorKind, InvokeResult
 from runtime.invokers.result import reply_result
 from runtime.observability.counters import Counters, Metric
 from runtime.observability.state import MappingStatus, StateTransitionReason
-from runtime.pipeline.batcher import Batch, PartitionId
+from runtime.pipeline.batcher import Batch
 from runtime.pipeline.event import encode_record
 from runtime.pipeline.failures import Condition, FailurePolicy, RetryBackoff
-from runtime.pipeline.processor import BatchOutcome, BatchProcessor, offset_ranges
-from runtime.pipeline.records import Record
+from runtime.pipeline.processor import BatchProcessor, offset_ranges
+from runtime.records import PartitionId, Record
+from tests.unit.ledger_view import RecordingLedger, Settled
 
 NOW_MS = 1_700_000_000_000
 SERVERS = ("b-1:9092",)
@@ -147,7 +148,8 @@ class Harness:
         self.counters = Counters()
         self.status = MappingStatus()
         self.stopping = threading.Event()
-        self.progress: list[dict[PartitionId, int]] = []
+        self.ledger = RecordingLedger(self.counters)
+        self.progress = self.ledger.progress
         self.destination = destination
         self.processor = BatchProcessor(
             self.invoker,
@@ -155,15 +157,15 @@ class Harness:
             self.counters,
             self.status,
             self.stopping,
+            ledger=self.ledger,
             backoff=NO_WAIT,
             policy=policy,
             destination=destination,
-            on_progress=lambda _batch, moved: self.progress.append(dict(moved)),
             clock_ms=clock or (lambda: NOW_MS),
         )
 
-    def run(self, batch: Batch) -> BatchOutcome:
-        return self.processor.process(batch)
+    def run(self, batch: Batch) -> Settled:
+        return self.ledger.process(self.processor, batch)
 
     def count(self, metric: Metric) -> int:
         return self.counters.get(metric)

@@ -35,7 +35,7 @@ from runtime.definition.filters import (
     decode_value,
     validate_pattern,
 )
-from runtime.pipeline.records import Record
+from runtime.records import Record
 
 
 def js(document: Any) -> bytes:

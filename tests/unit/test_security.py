@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from runtime.cli.launcher import InvokeTarget, LaunchOptions, build_poller
+from runtime.cli.launcher import InvokeTarget, LaunchOptions, assemble_poller, build_poller
 from runtime.definition.model import EventSourceMapping, parse_mapping
 from runtime.invokers import LocalHandlerInvoker
 from runtime.observability.state import (
@@ -21,7 +21,6 @@ from runtime.observability.state import (
     State,
     StateTransitionReason,
 )
-from runtime.pipeline.poller import Poller
 from runtime.security.plan import (
     ALLOW_INSECURE_SASL_ENV,
     AuthMethod,
@@ -419,10 +418,10 @@ def test_a_secret_that_cannot_be_used_stops_the_poller_with_its_state(
     mapping = _mapping(("BASIC_AUTH", f"file://{login}"))
     _FakeConsumer.instances.clear()
     session = SecuritySession(mapping, consumer_class=_FakeConsumer)  # type: ignore[arg-type]
-    poller = Poller(
+    poller = assemble_poller(
         mapping,
         LocalHandlerInvoker(lambda event, context: None, function_name="fn"),
-        source_factory=session.source_factory,
+        connection=session,
     )
     with pytest.raises(MappingStopped) as stopped:
         poller.run()

@@ -20,6 +20,8 @@ class TimestampType(StrEnum):
 
 
 Header = tuple[str, bytes | None]
+PartitionId = tuple[str, int]
+"""``(topic, partition)``: how every stage names a partition."""
 
 
 @dataclass(frozen=True, slots=True)
