@@ -29,9 +29,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # ConfigResou
     ConfigResource,
 )
 
+from runtime.client_settings import CONSUMER_ONLY_SETTINGS
 from runtime.definition.model import EventSourceMapping
-from runtime.pipeline.records import Record
-from runtime.pipeline.source import CONSUMER_ONLY_SETTINGS, to_record
+from runtime.pipeline.source import to_record
+from runtime.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -286,3 +287,27 @@ def _key(record: Record) -> RecordKey:
 
 def _name(key: RecordKey) -> str:
     return f"{key[0]}-{key[1]}-{key[2]}"
+
+
+def configure_share_group(
+    admin: AdminClient, group: str, settings: Mapping[str, str], timeout_s: float = 10.0
+) -> None:
+    """Set group configs on the broker (``share.auto.offset.reset``, the record lock...).
+
+    Queue mode has no StartingPosition: where a new share group starts is its
+    ``share.auto.offset.reset`` (``latest`` unless set, ``earliest``, or
+    ``by_duration:<ISO 8601>``). Set it before the first poller joins.
+    """
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]  # noqa: PLC0415
+        AlterConfigOpType,
+        ConfigEntry,
+    )
+
+    entries = [
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+        for key, value in settings.items()
+    ]
+    resource = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=entries)
+    admin.incremental_alter_configs([resource], request_timeout=timeout_s)[resource].result(
+        timeout=timeout_s
+    )
