@@ -108,6 +108,16 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     except (MappingLoadError, MappingValidationError) as exc:
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT
+    if mapping.is_queue:
+        # The share-group source exists (runtime.pipeline.share_source) but the poll loop
+        # does not drive it yet: refuse rather than read a share group's topic as a stream.
+        print(
+            f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: "
+            "SelfManagedKafkaEventSourceConfig.ConsumptionMode=Queue is validated but "
+            "`kafka-esm run` does not poll share groups yet; use Stream",
+            file=err,
+        )
+        return CONFIG_NOT_VALID_EXIT
     try:
         overrides = parse_settings(args.consumer_config)
         options = LaunchOptions(

@@ -235,6 +235,13 @@ class EventSourceMapping:
     metrics: tuple[EsmMetric, ...] = ()
     system_log_level: SystemLogLevel | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    consumption_mode: ConsumptionMode = ConsumptionMode.STREAM
+    """Queue: a share group; ``starting_position`` is then unused (LATEST, never read)."""
+
+    @property
+    def is_queue(self) -> bool:
+        """True in ConsumptionMode Queue (share groups, per-record acknowledgement)."""
+        return self.consumption_mode is ConsumptionMode.QUEUE
 
     @property
     def consumer_group_id(self) -> str:
@@ -356,7 +363,8 @@ def _build(doc: Mapping[str, Any]) -> EventSourceMapping:
         function_name=doc["FunctionName"],
         topic=doc["Topics"][0],
         bootstrap_servers=servers,
-        starting_position=StartingPosition(doc["StartingPosition"]),
+        starting_position=StartingPosition(doc.get("StartingPosition", StartingPosition.LATEST)),
+        consumption_mode=ConsumptionMode(kafka.get("ConsumptionMode", ConsumptionMode.STREAM)),
         uuid=mapping_id,
         uuid_given=given is not None,
         starting_position_timestamp=None if stamp is None else float(stamp),
@@ -431,8 +439,9 @@ def to_request(mapping: EventSourceMapping, *, include_uuid: bool = True) -> dic
         "SelfManagedEventSource": {
             "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": list(m.bootstrap_servers)}
         },
-        "StartingPosition": m.starting_position.value,
     }
+    if not m.is_queue:  # Queue mode refuses StartingPosition: the share group decides
+        request["StartingPosition"] = m.starting_position.value
     stamp = m.starting_position_timestamp
     destination = m.on_failure.destination if m.on_failure else None
     level = m.system_log_level.value if m.system_log_level else None
@@ -474,6 +483,8 @@ def _kafka_request(m: EventSourceMapping) -> dict[str, Any]:
     config: dict[str, Any] = {}
     if m.explicit_consumer_group_id:
         config["ConsumerGroupId"] = m.explicit_consumer_group_id
+    if m.is_queue:
+        config["ConsumptionMode"] = m.consumption_mode.value
     registry = m.schema_registry
     if registry is not None:
         entry: dict[str, Any] = {"SchemaRegistryURI": registry.uri}

@@ -165,7 +165,40 @@ def _bootstrap_servers(check: Checker, doc: Mapping[str, Any]) -> None:
             check.fail(f"{path}[{index}]", server, "has a port outside 1-65535")
 
 
+QUEUE_REFUSED: Final = (
+    "StartingPosition",
+    "StartingPositionTimestamp",
+    "MaximumBatchingWindowInSeconds",
+)
+"""Fields AWS does not support with ConsumptionMode Queue: the share group's
+``share.auto.offset.reset`` sets the start, and Queue batches are not windowed."""
+
+
+def is_queue_mode(doc: Mapping[str, Any]) -> bool:
+    """True when the request asks for ConsumptionMode Queue (share groups)."""
+    config = doc.get("SelfManagedKafkaEventSourceConfig")
+    return isinstance(config, Mapping) and config.get("ConsumptionMode") == "Queue"
+
+
+def _queue_mode(check: Checker, doc: Mapping[str, Any]) -> None:
+    """AWS's Queue-mode refusals, plus bisection, which has no meaning without order."""
+    if not is_queue_mode(doc):
+        return
+    for name in QUEUE_REFUSED:
+        if name in doc:
+            check.fail(name, doc[name], "is not supported with ConsumptionMode Queue")
+    if doc.get("BisectBatchOnFunctionError") is True:
+        check.fail(
+            "BisectBatchOnFunctionError",
+            True,
+            "is not supported with ConsumptionMode Queue: records are released one by one "
+            "(use FunctionResponseTypes ReportBatchItemFailures)",
+        )
+
+
 def _starting_position(check: Checker, doc: Mapping[str, Any]) -> None:
+    if is_queue_mode(doc):
+        return  # refused by _queue_mode; the share group's share.auto.offset.reset decides
     raw = check.required(doc, ROOT, "StartingPosition")
     position = check.enum("StartingPosition", raw, v.StartingPosition)
     field = "StartingPositionTimestamp"
@@ -188,7 +221,8 @@ def _starting_position(check: Checker, doc: Mapping[str, Any]) -> None:
 def _batching(check: Checker, doc: Mapping[str, Any]) -> None:
     check.integer("BatchSize", doc.get("BatchSize", MISSING), 1, limits.MAX_BATCH_SIZE)
     window = doc.get("MaximumBatchingWindowInSeconds", MISSING)
-    check.integer("MaximumBatchingWindowInSeconds", window, 0, limits.MAX_BATCHING_WINDOW_S)
+    if not is_queue_mode(doc):
+        check.integer("MaximumBatchingWindowInSeconds", window, 0, limits.MAX_BATCHING_WINDOW_S)
     check.boolean("Enabled", doc.get("Enabled", MISSING))
 
 
@@ -263,13 +297,7 @@ def _kafka_config(check: Checker, doc: Mapping[str, Any]) -> None:
     known = ("ConsumerGroupId", "SchemaRegistryConfig", "ConsumptionMode")
     config = check.obj(path, doc.get(path, MISSING), known) or {}
     check.text(f"{path}.ConsumerGroupId", config.get("ConsumerGroupId", MISSING), _CONSUMER_GROUP)
-    raw = config.get("ConsumptionMode", MISSING)
-    if check.enum(f"{path}.ConsumptionMode", raw, v.ConsumptionMode) is v.ConsumptionMode.QUEUE:
-        check.fail(
-            f"{path}.ConsumptionMode",
-            raw,
-            "is not supported: this project implements Stream (consumer groups), not share groups",
-        )
+    check.enum(f"{path}.ConsumptionMode", config.get("ConsumptionMode", MISSING), v.ConsumptionMode)
     _schema_registry(
         check, f"{path}.SchemaRegistryConfig", config.get("SchemaRegistryConfig", MISSING)
     )
@@ -481,6 +509,7 @@ _RULES: Final[tuple[Rule, ...]] = (
     _function_and_topic,
     _bootstrap_servers,
     _starting_position,
+    _queue_mode,
     _batching,
     _filters,
     _kafka_config,

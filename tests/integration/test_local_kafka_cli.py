@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.devtools.local_kafka import KAFKA_VERSION
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -47,6 +48,8 @@ def test_up_status_down_leaves_no_broker(tmp_path: Path) -> None:
         status = _cli("status", "--home", home, "--json")
         described = json.loads(status.stdout)
         assert status.returncode == 0 and described["running"] is True
+        assert described["version"] == KAFKA_VERSION and described["share_groups"] is True
+        assert "share groups (Queue mode): on" in up.stdout
         pid = described["pid"]
         assert _alive(pid)
         passwords = json.loads((Path(home) / "state.json").read_text())["passwords"]

@@ -631,20 +631,91 @@ def test_consumer_group_id_rules(group: str, fragment: str) -> None:
     assert_problem(doc, "SelfManagedKafkaEventSourceConfig.ConsumerGroupId", fragment)
 
 
-def test_stream_consumption_is_accepted_and_queue_refused() -> None:
+def queue(**fields: Any) -> dict[str, Any]:
+    """A minimal Queue-mode request: no StartingPosition (AWS refuses it there)."""
+    doc = minimal(SelfManagedKafkaEventSourceConfig={"ConsumptionMode": "Queue"})
+    del doc["StartingPosition"]
+    doc.update(fields)
+    return doc
+
+
+def test_consumption_modes_are_accepted_with_their_exact_spelling() -> None:
     field = "SelfManagedKafkaEventSourceConfig.ConsumptionMode"
     assert (
         validate_mapping(minimal(SelfManagedKafkaEventSourceConfig={"ConsumptionMode": "Stream"}))
         == []
     )
-    assert_problem(
-        minimal(SelfManagedKafkaEventSourceConfig={"ConsumptionMode": "Queue"}),
-        field,
-        "share groups",
-    )
+    assert validate_mapping(queue()) == []
     assert_problem(
         minimal(SelfManagedKafkaEventSourceConfig={"ConsumptionMode": "stream"}), field, "'Stream'"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("StartingPosition", "LATEST"),
+        ("StartingPosition", "TRIM_HORIZON"),
+        ("StartingPositionTimestamp", 1_700_000_000),
+        ("MaximumBatchingWindowInSeconds", 0),
+        ("MaximumBatchingWindowInSeconds", 5),
+    ],
+)
+def test_queue_mode_refuses_what_aws_does_not_support(field: str, value: Any) -> None:
+    assert_problem(queue(**{field: value}), field, "not supported with ConsumptionMode Queue")
+
+
+def test_queue_mode_refuses_bisection_and_names_the_alternative() -> None:
+    assert_problem(
+        queue(BisectBatchOnFunctionError=True),
+        "BisectBatchOnFunctionError",
+        "ReportBatchItemFailures",
+    )
+    assert validate_mapping(queue(BisectBatchOnFunctionError=False)) == []
+
+
+def test_queue_mode_accepts_the_fields_the_aws_sample_sets() -> None:
+    doc = queue(
+        BatchSize=10,
+        MaximumRetryAttempts=3,
+        MaximumRecordAgeInSeconds=3600,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        FilterCriteria={"Filters": [{"Pattern": '{"value": {"kind": ["order"]}}'}]},
+        DestinationConfig={
+            "OnFailure": {"Destination": "arn:aws:sqs:us-east-1:123456789012:failed"}
+        },
+        ProvisionedPollerConfig={"MinimumPollers": 2, "MaximumPollers": 10},
+    )
+    assert validate_mapping(doc) == []
+
+
+def test_queue_mode_still_checks_batch_size() -> None:
+    assert_problem(queue(BatchSize=10_001), "BatchSize", "10000")
+
+
+def test_queue_mode_model_round_trips_without_a_starting_position() -> None:
+    mapping = parse_mapping(
+        queue(
+            SelfManagedKafkaEventSourceConfig={
+                "ConsumptionMode": "Queue",
+                "ConsumerGroupId": "orders-share",
+            }
+        )
+    )
+    assert mapping.is_queue and mapping.consumer_group_id == "orders-share"
+    request = to_request(mapping)
+    assert "StartingPosition" not in request
+    assert request["SelfManagedKafkaEventSourceConfig"] == {
+        "ConsumerGroupId": "orders-share",
+        "ConsumptionMode": "Queue",
+    }
+    assert parse_mapping(request) == mapping
+
+
+def test_stream_mode_still_requires_a_starting_position() -> None:
+    doc = minimal(SelfManagedKafkaEventSourceConfig={"ConsumptionMode": "Stream"})
+    del doc["StartingPosition"]
+    assert_problem(doc, "StartingPosition", "required")
 
 
 # --- source access configurations ------------------------------------------------------

@@ -39,6 +39,10 @@ from runtime.devtools.pki import write_local_pki
 HOST = "127.0.0.1"
 STATE_FILE = "state.json"
 _PR_SET_PDEATHSIG = 1
+SHARE_VERSION = 1
+"""The ``share.version`` feature level formatted in: 1 turns share groups (KIP-932) on."""
+MIN_RECORD_LOCK_MS = 1000
+"""Lowest share-group record lock the node allows, so tests can expire locks quickly."""
 
 
 class BrokerStartError(RuntimeError):
@@ -211,6 +215,9 @@ class LocalKafka:
             cluster_id,
             "-c",
             str(config),
+            # Share groups (Queue mode) on from the first start, whatever the release's default.
+            "--feature",
+            f"share.version={SHARE_VERSION}",
             *scram,
             heap="256m",
         )
@@ -331,6 +338,12 @@ def _server_properties(
         "transaction.state.log.min.isr": "1",
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.num.partitions": "1",
+        # Share groups (Queue mode): the protocol on, short locks and sessions allowed.
+        "group.coordinator.rebalance.protocols": "classic,consumer,share",
+        "group.share.min.record.lock.duration.ms": str(MIN_RECORD_LOCK_MS),
+        "group.share.min.session.timeout.ms": "1000",
+        "group.share.min.heartbeat.interval.ms": "500",
         "group.initial.rebalance.delay.ms": "0",
         "group.min.session.timeout.ms": "1000",
         # TLS from PEM files; no store passwords with PEM.

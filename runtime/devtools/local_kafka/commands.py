@@ -81,12 +81,28 @@ def _status(broker: LocalKafka, as_json: bool, out: TextIO) -> int:
     return 0
 
 
+def share_groups_state(info: ClusterInfo) -> str:
+    """``on``, ``off: <why>`` or ``unknown: <why>``, as the running broker reports it."""
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - keep import cost off the CLI
+
+    from runtime.pipeline.share_source import share_group_support  # noqa: PLC0415
+
+    try:
+        support = share_group_support(AdminClient({**info.plaintext_config(), "log_level": 0}))
+    except Exception as error:  # the broker is up but did not answer: say so, do not fail
+        return f"unknown: {type(error).__name__}"
+    problem = support.problem()
+    return "on" if problem is None else f"off: {problem}"
+
+
 def _describe(info: ClusterInfo, home: Path, headline: str, as_json: bool, out: TextIO) -> None:
+    share = share_groups_state(info)
     if as_json:
         public = {
             "running": True,
             "pid": info.pid,
             "version": info.version,
+            "share_groups": share == "on",
             "listeners": info.listeners,
             "pki": info.pki_root,
             "client_properties": {
@@ -96,6 +112,7 @@ def _describe(info: ClusterInfo, home: Path, headline: str, as_json: bool, out: 
         print(json.dumps(public, indent=2), file=out)
         return
     print(f"local Apache Kafka {info.version} (pid {info.pid}): {headline}", file=out)
+    print(f"  share groups (Queue mode): {share}", file=out)
     print(
         f"  {PLAINTEXT:<10} {info.address(PLAINTEXT):<16} no authentication (super user)", file=out
     )

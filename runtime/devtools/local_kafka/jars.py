@@ -14,13 +14,16 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-KAFKA_VERSION = "4.1.1"
-"""The Apache Kafka release the local cluster runs (KRaft only, Java 17+)."""
+KAFKA_VERSION = "4.4.0"
+"""The Apache Kafka release the local cluster runs (KRaft only, Java 17+; share groups).
+
+The newest 4.x on Maven Central: share groups (KIP-932, Queue mode) need 4.2+.
+"""
 
 LOG4J_VERSION = "2.24.3"
 """The log4j2 release the broker's POM brings; its SLF4J 1.7 binding is added to match."""
 
-_RECIPE = 2
+_RECIPE = 3
 """Bumped whenever the fetched set changes, so an older cache is not taken as complete."""
 
 _COMPLETE_MARKER = ".complete"
@@ -47,7 +50,8 @@ def is_cached(cache_dir: Path, version: str = KAFKA_VERSION) -> bool:
 
 def ensure_broker_jars(cache_dir: Path | None = None, version: str = KAFKA_VERSION) -> Path:
     """Return the classpath folder, downloading the jars only if they are not cached."""
-    cache_dir = cache_dir or default_cache_dir()
+    # Absolute: mvn resolves a relative output folder against its temporary POM.
+    cache_dir = (cache_dir or default_cache_dir()).resolve()
     target = libs_dir(cache_dir, version)
     if is_cached(cache_dir, version):
         return target
