@@ -16,7 +16,12 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from runtime.devtools.local_kafka.broker import _die_with_parent, _free_ports, _port_open, _terminate
+from runtime.devtools.local_kafka.broker import (
+    _die_with_parent,
+    _free_ports,
+    _port_open,
+    _terminate,
+)
 from runtime.devtools.local_kafka.jars import default_cache_dir
 
 RIE_MODULE = "github.com/aws/aws-lambda-runtime-interface-emulator"
@@ -118,7 +123,8 @@ class RuntimeEmulator:
     def start(self, *, ready_timeout_s: float = 30.0) -> str:
         """Start the RIE and wait until its port answers; return the endpoint URL."""
         binary = build_rie(self._cache_dir)
-        (self._port,) = _free_ports(1)
+        # Both of the RIE's servers default to fixed ports another emulator may hold.
+        self._port, runtime_api_port = _free_ports(2)
         env = {
             **os.environ,
             **self._environment,
@@ -131,6 +137,8 @@ class RuntimeEmulator:
                 str(binary),
                 "--runtime-interface-emulator-address",
                 f"{RIE_HOST}:{self._port}",
+                "--runtime-api-address",
+                f"{RIE_HOST}:{runtime_api_port}",
                 sys.executable,
                 "-m",
                 "awslambdaric",

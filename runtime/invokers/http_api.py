@@ -26,6 +26,7 @@ from .params import (
 )
 from .result import ErrorKind, InvokeResult, new_request_id, reply_result
 
+_RIE_TIMEOUT = b"Task timed out after "
 _ERROR_KEYS = frozenset({"errorType", "errorMessage", "stackTrace", "trace", "requestId", "cause"})
 
 
@@ -83,9 +84,7 @@ class HttpInvoker:
                 return self._reply(response.status, response.headers, body)
         except urllib.error.HTTPError as exc:
             with exc:
-                return _error_result(
-                    exc.code, exc.headers, exc.read(MAX_RESPONSE_BYTES), self._url
-                )
+                return _error_result(exc.code, exc.headers, exc.read(MAX_RESPONSE_BYTES), self._url)
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 return _timeout_result(wait_s)
@@ -105,6 +104,12 @@ class HttpInvoker:
                 status_code=status,
             )
         function_error = headers.get("X-Amz-Function-Error")
+        if not function_error and self._infer and body.startswith(_RIE_TIMEOUT):
+            # The RIE's answer after it killed the runtime at AWS_LAMBDA_FUNCTION_TIMEOUT:
+            # a 200 with this text, no error header; Lambda says Sandbox.Timedout.
+            return InvokeResult.failure(
+                ErrorKind.TIMEOUT, body[:200].decode("utf-8", "replace"), request_id=request_id
+            )
         if not function_error and self._infer and _looks_like_error(body):
             function_error = "Unhandled"
         return reply_result(
