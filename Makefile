@@ -6,7 +6,7 @@ export KAFKA_ESM_CACHE ?= $(CURDIR)/.cache/kafka-esm
 # jsii (aws-cdk-lib's bridge to Node.js) warns loudly on Node 20; the machines run 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 
-.PHONY: setup setup-runtime demo test lint unit integration cdk clean
+.PHONY: setup setup-runtime demo test lint unit integration cdk image clean
 
 $(BIN)/activate:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -47,6 +47,10 @@ integration: setup
 	$(BIN)/pytest -m integration
 cdk: setup
 	$(BIN)/pytest tests/cdk
+
+# The poller's container image (podman; a Debian-built base where no registry is reachable).
+image:
+	.ci/build-image
 
 clean:
 	-$(BIN)/kafka-esm local-kafka down
