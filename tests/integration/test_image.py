@@ -35,11 +35,16 @@ def handler(event, context):
 """
 
 
+# Written by .ci/install-image-tools (which .ci/build-image runs): runc, cgroupfs, ulimits.
+CONTAINERS_CONF = REPO_ROOT / ".cache" / "containers" / "containers.conf"
+
+
 def _podman(
     *args: str, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    env = {"CONTAINERS_CONF": str(CONTAINERS_CONF), **os.environ}
     return subprocess.run(
-        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=check
+        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=check, env=env
     )
 
 
