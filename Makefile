@@ -6,7 +6,7 @@ export KAFKA_ESM_CACHE ?= $(CURDIR)/.cache/kafka-esm
 # jsii (aws-cdk-lib's bridge to Node.js) warns loudly on Node 20; the machines run 20.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 
-.PHONY: setup setup-runtime demo test lint unit integration cdk min-versions clean
+.PHONY: setup setup-runtime demo test lint unit integration cdk min-versions image clean
 
 $(BIN)/activate:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -57,6 +57,10 @@ min-versions:
 	rm -rf $(MIN_VENV)/cdk.out
 	CDK_OUTDIR=$(MIN_VENV)/cdk.out $(MIN_VENV)/bin/python app.py
 	test $$(ls $(MIN_VENV)/cdk.out/*.template.json | wc -l) -eq 4
+
+# The poller's container image (podman; a Debian-built base where no registry is reachable).
+image:
+	.ci/build-image
 
 clean:
 	-$(BIN)/kafka-esm local-kafka down

@@ -1,8 +1,11 @@
 """A fake of Lambda's Invoke REST API on 127.0.0.1: what boto3 and HttpInvoker both call.
 
-It records every request and answers from a queue of canned replies (200 with an
-empty JSON body when the queue is empty), so tests can check the wire and drive
-failures without AWS.
+A stand-in, kept only for what AWS's real Runtime Interface Emulator cannot produce:
+throttles (429), service errors (5xx with error codes), blocked replies for read
+timeouts, qualifiers and the exact requests boto3 sends. Success, function errors, the
+function timeout, partial batch responses and oversized replies are tested against the
+real RIE (tests/integration/test_rie.py). It records every request and answers from a
+queue of canned replies (200 with an empty JSON body when the queue is empty).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ _HINT = (
 )
 
 
-class _Missing:
+class Missing:
     """Stands in for a devtools command module that this install lacks."""
 
     def __init__(self, command: str) -> None:
@@ -36,11 +36,11 @@ class _Missing:
         return MISSING_EXIT
 
 
-def load(module: str, command: str) -> ModuleType | _Missing:
+def load(module: str, command: str) -> ModuleType | Missing:
     """``runtime.devtools.<module>``, or a stand-in that explains its absence."""
     try:
         return importlib.import_module(f"runtime.devtools.{module}")
     except ModuleNotFoundError as missing:
         if missing.name is None or not missing.name.startswith("runtime.devtools"):
             raise  # a broken install of something else: not ours to hide
-        return _Missing(command)
+        return Missing(command)

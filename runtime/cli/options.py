@@ -26,9 +26,10 @@ def add_invoke_target_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--endpoint-url", help="Lambda API endpoint (emulator, LocalStack)")
     parser.add_argument(
         "--endpoint-kind",
-        choices=["lambda", "invoke-http"],
+        choices=["lambda", "invoke-http", "rie"],
         default="lambda",
-        help="'invoke-http' for a bare Invoke API such as the Runtime Interface Emulator",
+        help="'invoke-http': a bare Invoke API (sam local start-lambda); 'rie': a stock Lambda"
+        " Runtime Interface Emulator (one function, at /functions/function/invocations)",
     )
     parser.add_argument("--qualifier", help="function version or alias to invoke")
     parser.add_argument(

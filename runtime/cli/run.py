@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from runtime.cli import devtools
 from runtime.cli.launcher import InvokeTarget, LaunchOptions, build_poller, run_until_signalled
 from runtime.cli.options import (
     add_consumer_config_argument,
@@ -14,7 +15,12 @@ from runtime.cli.options import (
     add_mapping_argument,
     parse_settings,
 )
-from runtime.definition.model import MappingLoadError, MappingValidationError, load_mapping
+from runtime.definition.model import (
+    EventSourceMapping,
+    MappingLoadError,
+    MappingValidationError,
+    load_mapping,
+)
 from runtime.invokers import MAX_TIMEOUT_S
 from runtime.observability.logs import configure_logging
 from runtime.observability.publishers import DEFAULT_NAMESPACE, ReportingOptions
@@ -48,9 +54,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=PollerOptions.drain_timeout_s,
         help="seconds in-flight batches may finish after a stop signal",
     )
+    _add_function_dir_arguments(parser)
     add_consumer_config_argument(parser)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     _add_reporting_arguments(parser)
+
+
+def _add_function_dir_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("a function directory under AWS's Runtime Interface Emulator")
+    group.add_argument(
+        "--function-dir",
+        type=Path,
+        help="run this directory's Python function under the real RIE (development installs)",
+    )
+    group.add_argument(
+        "--function-handler",
+        help="Lambda's handler setting for --function-dir, 'module.function' (e.g. app.handler)",
+    )
+
+
+def _check_function_dir_flags(args: argparse.Namespace) -> None:
+    """ValueError naming the flags that cannot go together."""
+    if args.function_dir is None:
+        if args.function_handler is not None:
+            raise ValueError("--function-handler needs --function-dir")
+        return
+    if args.function_handler is None:
+        raise ValueError("--function-dir needs --function-handler 'module.function'")
+    if args.handler is not None or args.endpoint_url is not None:
+        raise ValueError("--function-dir excludes --handler and --endpoint-url")
+
+
+def _start_emulator(args: argparse.Namespace, err: TextIO) -> Any:
+    """The running RIE for --function-dir, None without it; ValueError for bad flags."""
+    _check_function_dir_flags(args)
+    if args.function_dir is None:
+        return None
+    rie = devtools.load("rie", "run --function-dir")
+    if isinstance(rie, devtools.Missing):
+        rie.run(args)
+        raise ValueError("--function-dir needs the development tools")
+    emulator = rie.RuntimeEmulator(
+        args.function_dir, args.function_handler, timeout_s=args.function_timeout
+    )
+    try:
+        url = emulator.start()
+    except rie.RieError as exc:
+        raise ValueError(f"--function-dir: {exc}") from exc
+    print(
+        f"function {args.function_handler} from {args.function_dir} under the RIE at {url}",
+        file=err,
+    )
+    return emulator
 
 
 def _add_reporting_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,12 +174,25 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
         )
         return CONFIG_NOT_VALID_EXIT
     try:
+        emulator = _start_emulator(args, err)
+    except ValueError as exc:
+        print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
+        return CONFIG_NOT_VALID_EXIT
+    try:
+        return _run(args, mapping, emulator, err)
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
+def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, err: TextIO) -> int:
+    try:
         overrides = parse_settings(args.consumer_config)
         options = LaunchOptions(
             InvokeTarget(
                 args.handler,
-                args.endpoint_url,
-                args.endpoint_kind,
+                emulator.endpoint_url if emulator else args.endpoint_url,
+                "rie" if emulator else args.endpoint_kind,
                 args.qualifier,
                 args.region,
                 args.function_timeout,

@@ -3,8 +3,9 @@
 Three ways to reach the function, chosen in this order:
 
 1. ``handler`` given: LocalHandlerInvoker runs ``module:function`` in-process.
-2. ``endpoint_kind="invoke-http"``: HttpInvoker posts unsigned to an emulator's
-   Invoke API at ``endpoint_url`` (the RIE, ``sam local start-lambda``).
+2. ``endpoint_kind="invoke-http"`` or ``"rie"``: HttpInvoker posts unsigned to an emulator's
+   Invoke API at ``endpoint_url`` (``sam local start-lambda``); ``"rie"`` does the same
+   at the one path a stock Runtime Interface Emulator serves (``functions/function``).
 3. Otherwise LambdaInvoker calls AWS Lambda through boto3; ``endpoint_url``, when
    given, replaces AWS's endpoint (LocalStack, moto server) but keeps SigV4.
 """
@@ -19,7 +20,7 @@ from .local_handler import LocalHandlerInvoker
 from .params import MAX_TIMEOUT_S
 from .result import Invoker
 
-EndpointKind = Literal["lambda", "invoke-http"]
+EndpointKind = Literal["lambda", "invoke-http", "rie"]
 ENDPOINT_KINDS: tuple[str, ...] = get_args(EndpointKind)
 
 
@@ -47,14 +48,18 @@ def invoker_from_config(
         return LocalHandlerInvoker(
             handler, function_name=function_name, timeout_s=timeout_s, region=region
         )
-    if endpoint_kind == "invoke-http":
+    if endpoint_kind in ("invoke-http", "rie"):
         if endpoint_url is None:
             raise ValueError(
-                "endpoint_url=None is not valid with endpoint_kind='invoke-http': "
+                f"endpoint_url=None is not valid with endpoint_kind={endpoint_kind!r}: "
                 "give the emulator's base URL, e.g. http://localhost:9000"
             )
         return HttpInvoker(
-            function_name, endpoint_url=endpoint_url, qualifier=qualifier, timeout_s=timeout_s
+            function_name,
+            endpoint_url=endpoint_url,
+            qualifier=qualifier,
+            timeout_s=timeout_s,
+            path_name="function" if endpoint_kind == "rie" else None,
         )
     return LambdaInvoker(
         function_name,

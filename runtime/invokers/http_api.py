@@ -26,6 +26,7 @@ from .params import (
 )
 from .result import ErrorKind, InvokeResult, new_request_id, reply_result
 
+_RIE_TIMEOUT = b"Task timed out after "
 _ERROR_KEYS = frozenset({"errorType", "errorMessage", "stackTrace", "trace", "requestId", "cause"})
 
 
@@ -47,8 +48,10 @@ class HttpInvoker:
         qualifier: str | None = None,
         timeout_s: float = MAX_TIMEOUT_S,
         infer_function_error: bool = True,
+        path_name: str | None = None,
     ) -> None:
-        name = quote(check_function_name(function_name), safe="")
+        # A stock RIE serves one function under the name "function", whatever it is called.
+        name = quote(path_name or check_function_name(function_name), safe="")
         base = check_endpoint_url(endpoint_url)
         self._url = f"{base}/2015-03-31/functions/{name}/invocations"
         if check_qualifier(qualifier) is not None:
@@ -81,7 +84,7 @@ class HttpInvoker:
                 return self._reply(response.status, response.headers, body)
         except urllib.error.HTTPError as exc:
             with exc:
-                return _error_result(exc.code, exc.headers, exc.read(MAX_RESPONSE_BYTES))
+                return _error_result(exc.code, exc.headers, exc.read(MAX_RESPONSE_BYTES), self._url)
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 return _timeout_result(wait_s)
@@ -101,6 +104,12 @@ class HttpInvoker:
                 status_code=status,
             )
         function_error = headers.get("X-Amz-Function-Error")
+        if not function_error and self._infer and body.startswith(_RIE_TIMEOUT):
+            # The RIE's answer after it killed the runtime at AWS_LAMBDA_FUNCTION_TIMEOUT:
+            # a 200 with this text, no error header; Lambda says Sandbox.Timedout.
+            return InvokeResult.failure(
+                ErrorKind.TIMEOUT, body[:200].decode("utf-8", "replace"), request_id=request_id
+            )
         if not function_error and self._infer and _looks_like_error(body):
             function_error = "Unhandled"
         return reply_result(
@@ -127,9 +136,18 @@ def _looks_like_error(body: bytes) -> bool:
     )
 
 
-def _error_result(status: int, headers: Message, body: bytes) -> InvokeResult:
+_NOT_FOUND_HINT = (
+    "no function at {url}: check --endpoint-url and the mapping's FunctionName; a stock"
+    " Lambda RIE serves only /2015-03-31/functions/function/invocations (use --endpoint-kind"
+    " rie for it)"
+)
+
+
+def _error_result(status: int, headers: Message, body: bytes, url: str) -> InvokeResult:
     """An HTTP error from the Invoke API: its code is in ``x-amzn-ErrorType`` or the body."""
     code, message = _error_code(headers, body)
+    if status == 404 and not code:
+        message = _NOT_FOUND_HINT.format(url=url)
     return InvokeResult.failure(
         classify(code, status),
         f"Invoke failed: {code or 'HTTP ' + str(status)}: {message}",
