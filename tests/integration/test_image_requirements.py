@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +42,17 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--disable-pip-version-check",
     ]
     subprocess.run([*pip, "-r", str(REPO_ROOT / "runtime" / "requirements.txt")], check=True)
-    subprocess.run([*pip, "--no-deps", str(REPO_ROOT)], check=True)
+    # What the Dockerfile copies, staged apart from the checkout: a stale build/ folder of
+    # an earlier local install must not stand in for the sources under test.
+    context = tmp_path_factory.mktemp("context")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, context / name)
+    shutil.copytree(
+        REPO_ROOT / "runtime",
+        context / "runtime",
+        ignore=shutil.ignore_patterns("__pycache__", "devtools"),
+    )
+    subprocess.run([*pip, "--no-deps", str(context)], check=True)
     return venv
 
 
