@@ -16,12 +16,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from runtime.devtools.local_kafka.broker import (
-    _die_with_parent,
-    _free_ports,
-    _port_open,
-    _terminate,
-)
+from runtime.devtools import processes
 from runtime.devtools.local_kafka.jars import default_cache_dir
 
 RIE_MODULE = "github.com/aws/aws-lambda-runtime-interface-emulator"
@@ -124,7 +119,7 @@ class RuntimeEmulator:
         """Start the RIE and wait until its port answers; return the endpoint URL."""
         binary = build_rie(self._cache_dir)
         # Both of the RIE's servers default to fixed ports another emulator may hold.
-        self._port, runtime_api_port = _free_ports(2)
+        self._port, runtime_api_port = processes.free_ports(2)
         env = {
             **os.environ,
             **self._environment,
@@ -147,7 +142,7 @@ class RuntimeEmulator:
             cwd=self._dir,
             env=env,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (only prctl, no locks taken)
+            preexec_fn=processes.die_with_parent,  # noqa: PLW1509 (only prctl, no locks taken)
         )
         self._wait_ready(ready_timeout_s)
         return self.endpoint_url
@@ -155,7 +150,7 @@ class RuntimeEmulator:
     def _wait_ready(self, timeout_s: float) -> None:
         assert self._process is not None
         deadline = time.monotonic() + timeout_s
-        while not _port_open(f"{RIE_HOST}:{self._port}"):
+        while not processes.port_open(f"{RIE_HOST}:{self._port}"):
             if self._process.poll() is not None:
                 raise RieError(f"the RIE exited with {self._process.returncode} on start")
             if time.monotonic() > deadline:
@@ -167,7 +162,7 @@ class RuntimeEmulator:
         """SIGTERM the RIE (and with it the runtime), SIGKILL after ``grace_s``."""
         if self._process is None:
             return
-        _terminate(self._process.pid, grace_s)
+        processes.terminate(self._process.pid, grace_s)
         self._process.wait()
         self._process = None
 

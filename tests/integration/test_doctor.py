@@ -6,7 +6,6 @@ import io
 import json
 import socket
 import subprocess
-import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from runtime.definition.model import AclOperation, AclRequirement, AclResourceTy
 from runtime.devtools.local_kafka import ClusterInfo
 from runtime.doctor.model import CheckResult, DoctorInputs, DoctorReport, Status
 from runtime.doctor.report import run_doctor
+from tests.cli_helpers import kafka_esm
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
 from tests.security_helpers import (
@@ -477,16 +477,7 @@ def test_the_command_prints_a_table_and_json_and_exits_1_on_failure(
     access = [("BASIC_AUTH", write_secret(tmp_path, login)), admin_sasl[1]]
     path = tmp_path / "mapping.json"
     path.write_text(json.dumps(mapping_request(secured_kafka.address("SASL_SSL"), *names, access)))
-    command = [
-        sys.executable,
-        "-m",
-        "runtime.cli.main",
-        "doctor",
-        "--mapping",
-        str(path),
-        "--handler",
-        HANDLER.handler or "",
-    ]
+    command = kafka_esm("doctor", path, "--handler", HANDLER.handler or "")
     table, as_json = (
         subprocess.run(
             [*command, *extra],

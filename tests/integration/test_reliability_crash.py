@@ -18,7 +18,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from runtime.devtools.local_kafka import ClusterInfo
+from tests.cli_helpers import kafka_esm
 from tests.conftest import REPO_ROOT
 from tests.delivery_ledger import (
     LEDGER_ENV,
@@ -63,18 +63,9 @@ class _Run:
         # The poll loop writes this heartbeat once it runs: only then does SIGTERM meet
         # the poller's own handler rather than Python still starting up.
         self.heartbeat = workdir / f"health-{number}.json"
-        command = [
-            sys.executable,
-            "-m",
-            "runtime.cli.main",
-            "run",
-            "--mapping",
-            str(mapping),
-            "--handler",
-            "tests.delivery_ledger:handler",
-            "--log-level",
-            "WARNING",
-        ]
+        command = kafka_esm(
+            "run", mapping, "--handler", "tests.delivery_ledger:handler", "--log-level", "WARNING"
+        )
         with self.output.open("wb") as out:
             self.process = subprocess.Popen(
                 command,

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from runtime.devtools.rie import RuntimeEmulator, build_rie
 from runtime.invokers import ErrorKind, invoker_from_config
 from runtime.invokers.http_api import HttpInvoker
 from runtime.invokers.params import MAX_RESPONSE_BYTES
+from tests.cli_helpers import kafka_esm, run_kafka_esm
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
 from tests.poller_harness import mapping_doc, wait_committed
@@ -111,20 +111,12 @@ def test_run_function_dir_applies_a_partial_batch_response_and_stops_cleanly(
     )
     mapping.write_text(json.dumps(doc))
     log = tmp_path / "delivered.log"
-    command = [
-        sys.executable,
-        "-m",
-        "runtime.cli.main",
+    command = kafka_esm(
         "run",
-        "--mapping",
-        str(mapping),
-        "--function-dir",
-        str(FUNCTION_DIR),
-        "--function-handler",
-        "app.handler",
-        "--metrics",
-        "none",
-    ]
+        mapping,
+        *("--function-dir", str(FUNCTION_DIR), "--function-handler", "app.handler"),
+        *("--metrics", "none"),
+    )
     process = subprocess.Popen(
         command,
         cwd=REPO_ROOT,
@@ -171,14 +163,7 @@ def test_bad_function_dir_flags_are_named(
 ) -> None:
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps(mapping_doc(kafka, "unused")))
-    done = subprocess.run(
-        [sys.executable, "-m", "runtime.cli.main", "run", "--mapping", str(mapping), *flags],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_kafka_esm(kafka_esm("run", mapping, *flags))
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr

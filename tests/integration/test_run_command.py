@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from runtime.devtools.local_kafka import ClusterInfo
+from tests.cli_helpers import kafka_esm, run_kafka_esm
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
 from tests.poller_harness import committed, mapping_doc
@@ -22,16 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def _start(mapping: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "runtime.cli.main",
-        "run",
-        "--mapping",
-        str(mapping),
-        "--handler",
-        "tests.integration.crash_handler:handler",
-    ]
+    command = kafka_esm("run", mapping, "--handler", "tests.integration.crash_handler:handler")
     return subprocess.Popen(
         command,
         cwd=REPO_ROOT,
@@ -90,14 +81,7 @@ def test_a_poller_killed_before_its_commit_redelivers_that_batch(
 def test_an_invalid_mapping_does_not_start(tmp_path: Path) -> None:
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps({"FunctionName": "f", "Topics": ["t1"], "BatchSize": 0}))
-    done = subprocess.run(
-        [sys.executable, "-m", "runtime.cli.main", "run", "--mapping", str(mapping)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_kafka_esm(kafka_esm("run", mapping))
     assert done.returncode == 2
     assert done.stderr.startswith("ESM_CONFIG_NOT_VALID: ")
     assert "BatchSize: 0" in done.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from runtime.pipeline.poller import Poller, PollerOptions
 from runtime.security.plan import SecurityOptions
 from runtime.security.secrets import SecretReader
 from runtime.security.session import SecuritySession
-from tests.conftest import REPO_ROOT
+from tests.cli_helpers import kafka_esm, run_kafka_esm
 from tests.kafka_helpers import produce
 from tests.poller_harness import FAST_RETRY, RecordingHandler, RunningPoller
 from tests.security_helpers import (
@@ -343,22 +342,10 @@ def test_rotated_secret_is_read_again_after_an_authentication_failure(
 
 
 def _kafka_esm_run(mapping: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "runtime.cli.main",
-        "run",
-        "--mapping",
-        str(mapping),
-        "--handler",
-        "tests.unit.sample_handlers:echo",
-        "--metrics",
-        "none",
-        *extra,
-    ]
-    return subprocess.run(
-        command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    command = kafka_esm(
+        "run", mapping, "--handler", "tests.unit.sample_handlers:echo", "--metrics", "none", *extra
     )
+    return run_kafka_esm(command, timeout_s=120)
 
 
 def test_kafka_esm_run_exits_with_the_aws_reason_and_message(

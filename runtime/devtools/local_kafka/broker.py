@@ -10,12 +10,9 @@ listener can advertise another port (``advertise``: a proxy the test controls).
 from __future__ import annotations
 
 import base64
-import ctypes
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -24,6 +21,7 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
+from runtime.devtools import processes
 from runtime.devtools.local_kafka import jars
 from runtime.devtools.local_kafka.settings import (
     CONTROLLER,
@@ -38,7 +36,6 @@ from runtime.devtools.pki import write_local_pki
 
 HOST = "127.0.0.1"
 STATE_FILE = "state.json"
-_PR_SET_PDEATHSIG = 1
 SHARE_VERSION = 1
 """The ``share.version`` feature level formatted in: 1 turns share groups (KIP-932) on."""
 MIN_RECORD_LOCK_MS = 1000
@@ -80,7 +77,7 @@ class LocalKafka:
         libs = jars.ensure_broker_jars(self.cache_dir)
         self._reset_home()
         self._die_with_parent = die_with_parent
-        ports = _free_ports(4)
+        ports = processes.free_ports(4)
         listeners = {PLAINTEXT: ports[0], SASL_SSL: ports[1], SSL: ports[2], CONTROLLER: ports[3]}
         passwords = {user: secrets.token_urlsafe(18) for user in USERS}
         key_password = secrets.token_urlsafe(12)
@@ -114,7 +111,7 @@ class LocalKafka:
         try:
             self._wait_ready(process, info, timeout_s)
         except BaseException:
-            _terminate(process.pid, grace_s=5)
+            processes.terminate(process.pid, grace_s=5)
             raise
         info.save(self.state_path)
         return info
@@ -125,7 +122,7 @@ class LocalKafka:
         if info is None or info.pid is None or not self._is_our_broker(info.pid):
             self.state_path.unlink(missing_ok=True)
             return False
-        _terminate(info.pid, grace_s)
+        processes.terminate(info.pid, grace_s)
         self.state_path.unlink(missing_ok=True)
         return True
 
@@ -148,9 +145,9 @@ class LocalKafka:
         if info is None or info.pid is None or not self._is_our_broker(info.pid):
             raise BrokerStartError(f"no broker from {self.home} is running: start() one first")
         if kill:
-            _kill(info.pid)
+            processes.kill(info.pid)
         else:
-            _terminate(info.pid, grace_s)
+            processes.terminate(info.pid, grace_s)
         time.sleep(max(down_s, 0.0))
         libs = jars.ensure_broker_jars(self.cache_dir)
         process = self._spawn(libs, self.home / "server.properties", self._die_with_parent)
@@ -158,7 +155,7 @@ class LocalKafka:
         try:
             self._wait_ready(process, restarted, timeout_s)
         except BaseException:
-            _terminate(process.pid, grace_s=5)
+            processes.terminate(process.pid, grace_s=5)
             self.state_path.unlink(missing_ok=True)
             raise
         restarted.save(self.state_path)
@@ -229,7 +226,7 @@ class LocalKafka:
     def _spawn(self, libs: Path, config: Path, die_with_parent: bool) -> subprocess.Popen[bytes]:
         command = self._java_command(libs, "kafka.Kafka", str(config), heap="768m")
         out = (self.home / "logs" / "stdout.log").open("ab")  # a restart keeps the old log
-        preexec: Callable[[], None] | None = _die_with_parent if die_with_parent else None
+        preexec: Callable[[], None] | None = processes.die_with_parent if die_with_parent else None
         return subprocess.Popen(
             command,
             stdout=out,
@@ -250,7 +247,7 @@ class LocalKafka:
                 raise BrokerStartError(
                     f"the broker exited with {process.returncode}:\n{self.log_tail()}"
                 )
-            if all(_port_open(a) for a in addresses) and _metadata_answers(info):
+            if all(processes.port_open(a) for a in addresses) and _metadata_answers(info):
                 return
             time.sleep(0.2)
         raise BrokerStartError(
@@ -377,26 +374,6 @@ def _java() -> str:
     return found
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _port_open(address: str) -> bool:
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _metadata_answers(info: ClusterInfo) -> bool:
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - keep import cost off the CLI
 
@@ -406,55 +383,6 @@ def _metadata_answers(info: ClusterInfo) -> bool:
     except Exception:  # any failure only means "not ready yet"
         return False
     return bool(metadata.brokers)
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _terminate(pid: int, grace_s: float) -> None:
-    """SIGTERM, wait up to ``grace_s`` for a clean shutdown, then SIGKILL."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.1)
-    _kill(pid)
-
-
-def _kill(pid: int) -> None:
-    """SIGKILL and wait until the process is gone: a crash, no shutdown hooks run."""
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    while _alive(pid):
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not our child: ask the kernel whether it still exists
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return _state(pid) != "Z"
-    return reaped == 0
-
-
-def _state(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "X"
-    return stat.rpartition(")")[2].split()[0]
 
 
 def _redact(done: subprocess.CompletedProcess[str], passwords: dict[str, str]) -> str:
