@@ -24,7 +24,6 @@ from constructs_kafka.schema_registry import KafkaSchemaRegistry
 from runtime.definition.vocabulary import GLUE_REGISTRY_ARN, DestinationKind
 
 __all__ = [
-    "ENI_ACTIONS",
     "allow_log_encryption",
     "destination_statements",
     "eni_statements",
@@ -32,8 +31,6 @@ __all__ = [
     "log_statement",
     "registry_statement",
     "secret_arn_for_policies",
-    "secret_key_statement",
-    "secrets_statement",
 ]
 
 ENI_DESCRIBE_ACTIONS: Final = (
@@ -44,9 +41,8 @@ ENI_DESCRIBE_ACTIONS: Final = (
 )
 """EC2 Describe* actions: IAM authorizes them on ``*`` only."""
 ENI_WRITE_ACTIONS: Final = ("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface")
-"""Each resource of these calls (ENI, subnet, security group) carries ``ec2:Vpc``."""
-ENI_ACTIONS: Final = ENI_WRITE_ACTIONS + ENI_DESCRIBE_ACTIONS
-"""What the pollers need to attach to the VPC (Lambda developer guide)."""
+"""What the pollers need to attach to the VPC (Lambda developer guide); each resource of
+these calls (ENI, subnet, security group) carries ``ec2:Vpc``."""
 
 
 def log_group_name(function: lambda_.IFunction) -> str:

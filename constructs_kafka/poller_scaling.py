@@ -39,7 +39,6 @@ from runtime.observability.publishers import (
 __all__ = [
     "DEFAULT_SCALE_IN_COOLDOWN",
     "MAX_STEP_ADJUSTMENTS",
-    "METRIC_PERIOD",
     "CapacityStep",
     "DesiredPollerScaling",
     "capacity_steps",

@@ -37,7 +37,6 @@ __all__ = [
     "PropProblem",
     "known_timeout",
     "sasl_on_plaintext_port",
-    "underlying_function",
     "validate_props",
 ]
 

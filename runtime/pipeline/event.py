@@ -46,11 +46,9 @@ except ImportError:  # pragma: no cover - the standard library gives the same by
 from runtime.records import Header, Record, TimestampType
 
 __all__ = [
-    "EVENT_SOURCE",
     "MAX_PAYLOAD_BYTES",
     "EventEncodingError",
     "PayloadBuilder",
-    "RecordEncoder",
     "assemble",
     "assemble_records",
     "build_event",

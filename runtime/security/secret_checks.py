@@ -54,18 +54,13 @@ __all__ = [
     "SecretProblem",
     "Severity",
     "check_chain_order",
-    "check_encryption_scheme",
-    "check_key_matches_certificate",
-    "check_password_presence",
     "check_secret",
-    "check_shape",
     "check_size",
     "check_validity",
     "format_message",
     "open_private_key",
     "parse_certificates",
     "parse_private_key",
-    "parse_secret_json",
 ]
 
 # --- access types and the keys of their secrets --------------------------------------

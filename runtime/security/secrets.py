@@ -48,7 +48,6 @@ __all__ = [
     "ClientTlsMaterial",
     "RootCertificate",
     "SecretAccessDeniedError",
-    "SecretArn",
     "SecretError",
     "SecretInvalidError",
     "SecretNotFoundError",

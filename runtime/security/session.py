@@ -48,7 +48,7 @@ from runtime.security.secrets import SecretError, SecretReader
 
 log = logging.getLogger("runtime.security.plan")
 
-__all__ = ["SecuritySession", "check_cluster_access", "sign_in"]
+__all__ = ["SecuritySession", "sign_in"]
 
 _ATTEMPT_S = 0.5  # librdkafka reports a refused sign-in through error_cb, not the request
 ROTATION_GRACE_S = 10.0
