@@ -33,7 +33,12 @@ from constructs_kafka.network import (
     is_isolated,
     open_existing_endpoints,
 )
-from constructs_kafka.props import KafkaTriggerProps, NetworkAccess, props_from
+from constructs_kafka.props import (
+    KafkaTriggerProps,
+    NetworkAccess,
+    props_from,
+    with_cdk_destination,
+)
 from constructs_kafka.validation import (
     KafkaTriggerValidationError,
     _selection,
@@ -95,7 +100,8 @@ class SelfManagedKafkaTrigger(Construct):
         **options: Any,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.props = props = props_from(KafkaTriggerProps, self.node.path, props, options)
+        props = props_from(KafkaTriggerProps, self.node.path, props, options)
+        self.props = props = with_cdk_destination(self, props)
         self.subnets = self._subnets()
         self.security_groups = self._security_groups()
         self._connections = ec2.Connections(security_groups=self.security_groups)
@@ -216,8 +222,8 @@ class SelfManagedKafkaTrigger(Construct):
         statements += permissions.read_secret_statements(props.secrets())
         if props.vpc is not None:
             statements += permissions.eni_statements(props.vpc)
-        if props.on_failure is not None:
-            statements += permissions.destination_statements(props.on_failure)
+        if props.destination is not None:
+            statements += permissions.destination_statements(props.destination)
         registry = props.schema_registry
         glue = permissions.registry_statement(registry) if registry else None
         if glue is not None:
@@ -307,8 +313,8 @@ class SelfManagedKafkaTrigger(Construct):
             secrets = props.secrets()
             if secrets:
                 endpoints.allow_secret_reads(self.role, secrets)
-            if props.on_failure is not None:
-                endpoints.allow_destination(self.role, props.on_failure)
+            if props.destination is not None:
+                endpoints.allow_destination(self.role, props.destination)
         if props.endpoints is None:
             cdk.Annotations.of(self).add_warning_v2(
                 "constructs-kafka:endpoints", endpoint_warning(vpc, endpoints.service_names)
@@ -345,7 +351,9 @@ def required_acls_for(props: KafkaTriggerProps, group: str) -> tuple[AclRequirem
         starting_position=props.position,
         uuid=group,
         explicit_consumer_group_id=group,
-        on_failure=OnFailureDestination(props.on_failure.destination) if props.on_failure else None,
+        on_failure=OnFailureDestination(props.destination.destination)
+        if props.destination
+        else None,
     )
     return model.required_acls()
 

@@ -57,7 +57,13 @@ from constructs_kafka.poller_scaling import (
     DesiredPollerScaling,
     desired_pollers_metric,
 )
-from constructs_kafka.props import KafkaTriggerProps, NetworkAccess, is_unresolved, props_from
+from constructs_kafka.props import (
+    KafkaTriggerProps,
+    NetworkAccess,
+    is_unresolved,
+    props_from,
+    with_cdk_destination,
+)
 from constructs_kafka.validation import (
     KafkaTriggerValidationError,
     PropProblem,
@@ -189,7 +195,9 @@ class KafkaPollerService(Construct):
         service_names = {f.name for f in fields(PollerServiceProps)} - {"vpc"}
         service_options = {k: v for k, v in options.items() if k in service_names}
         trigger_options = {k: v for k, v in options.items() if k not in service_names}
-        props = props_from(KafkaTriggerProps, path, props, trigger_options)
+        props = with_cdk_destination(
+            self, props_from(KafkaTriggerProps, path, props, trigger_options)
+        )
         service = props_from(PollerServiceProps, path, service, service_options)
         self.props, self.service_props = props, service
         self.consumer_group_id = props.effective_consumer_group_id
@@ -429,15 +437,15 @@ class KafkaPollerService(Construct):
         secrets = props.secrets()
         if secrets:
             kafka.allow_secret_reads(role, secrets)
-        if props.on_failure is not None:
-            kafka.allow_destination(role, props.on_failure)
-            if props.on_failure.kind is DestinationKind.SQS:
+        if props.destination is not None:
+            kafka.allow_destination(role, props.destination)
+            if props.destination.kind is DestinationKind.SQS:
                 kafka.add_to_policy(
                     "Sqs",
                     iam.PolicyStatement(
                         actions=["sqs:GetQueueUrl"],
                         principals=[principal],
-                        resources=[props.on_failure.destination],
+                        resources=[props.destination.destination],
                     ),
                 )
         if props.endpoints is None:
@@ -495,7 +503,7 @@ def task_statements(props: KafkaTriggerProps) -> list[iam.PolicyStatement]:
         )
     ]
     statements += permissions.read_secret_statements(props.secrets())
-    destination = props.on_failure
+    destination = props.destination
     if destination is not None:
         statements += [
             s for s in permissions.destination_statements(destination) if s.sid != "OnFailureS3List"

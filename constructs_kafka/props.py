@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,9 +21,14 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
 
 from constructs_kafka.auth import KafkaAuthentication
-from constructs_kafka.destinations import OnFailureDestination
+from constructs_kafka.destinations import (
+    AwsCdkOnFailure,
+    OnFailureDestination,
+    on_failure_destination,
+)
 from constructs_kafka.schema_registry import KafkaSchemaRegistry
 from runtime.definition.model import (
     DEFAULT_FILTER_QUOTA,
@@ -41,7 +46,13 @@ from runtime.definition.vocabulary import (
 if TYPE_CHECKING:
     from constructs_kafka.network import KafkaVpcEndpoints
 
-__all__ = ["KafkaTriggerProps", "NetworkAccess", "is_unresolved", "props_from"]
+__all__ = [
+    "KafkaTriggerProps",
+    "NetworkAccess",
+    "is_unresolved",
+    "props_from",
+    "with_cdk_destination",
+]
 
 _P = TypeVar("_P")
 
@@ -92,6 +103,13 @@ def props_from(kind: type[_P], where: str, props: _P | None, options: Mapping[st
         raise TypeError(f"{where}: {str(error).partition('() ')[2] or error}") from None
 
 
+def with_cdk_destination(scope: Construct, props: KafkaTriggerProps) -> KafkaTriggerProps:
+    """``props`` with an aws-cdk-lib on-failure class (``SqsDlq``...) bound in ``scope``
+    and replaced by this library's ``OnFailureDestination``."""
+    destination = on_failure_destination(scope, props.on_failure, props.function)
+    return props if destination is props.on_failure else replace(props, on_failure=destination)
+
+
 @dataclass(frozen=True, kw_only=True)
 class KafkaTriggerProps:
     """Everything a self-managed Kafka trigger is; defaults are AWS's unless stated.
@@ -138,9 +156,10 @@ class KafkaTriggerProps:
     @default - an AWS-owned key"""
     filter_quota: int = DEFAULT_FILTER_QUOTA
     """Filters the account allows per mapping, 1-10. @default 5 (AWS's default quota)"""
-    on_failure: OnFailureDestination | None = None
+    on_failure: OnFailureDestination | AwsCdkOnFailure | None = None
     """Where a batch goes once retries or record age run out: a standard SQS queue, a
-    standard SNS topic, an S3 bucket or ``kafka://<topic>`` (provisioned mode only).
+    standard SNS topic, an S3 bucket or ``kafka://<topic>`` (provisioned mode only); also
+    aws-cdk-lib's ``SqsDlq``, ``SnsDlq`` and ``S3OnFailureDestination``.
     @default - failed batches are dropped once they expire"""
     retry_attempts: int | None = None
     """-1 (infinite) or 0-10000. Provisioned mode only. @default -1"""
@@ -210,6 +229,17 @@ class KafkaTriggerProps:
         return StartingPosition(_value(self.starting_position))
 
     @property
+    def destination(self) -> OnFailureDestination | None:
+        """``on_failure`` as this library's type. The constructs convert aws-cdk-lib's classes
+        first (``with_cdk_destination``): binding them needs the construct tree."""
+        if self.on_failure is None or isinstance(self.on_failure, OnFailureDestination):
+            return self.on_failure
+        raise TypeError(
+            f"on_failure is a {type(self.on_failure).__name__}: pass the props through "
+            "with_cdk_destination(scope, props) first"
+        )
+
+    @property
     def effective_consumer_group_id(self) -> str:
         return self.consumer_group_id or self.default_consumer_group_id()
 
@@ -262,8 +292,8 @@ class KafkaTriggerProps:
             else None,
             "KMSKeyArn": self.filter_encryption.key_arn if self.filter_encryption else None,
             "SourceAccessConfigurations": self._access(subnet_ids, groups) or None,
-            "DestinationConfig": {"OnFailure": {"Destination": self.on_failure.destination}}
-            if self.on_failure
+            "DestinationConfig": {"OnFailure": {"Destination": self.destination.destination}}
+            if self.destination
             else None,
             "MaximumRetryAttempts": self.retry_attempts,
             "MaximumRecordAgeInSeconds": _seconds(self.max_record_age),

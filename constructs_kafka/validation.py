@@ -200,7 +200,7 @@ def _function_timeout(function: lambda_.IFunction) -> list[PropProblem]:
 
 def _destination(props: KafkaTriggerProps, request: Mapping[str, Any]) -> list[PropProblem]:
     """What CloudFormation and Lambda refuse of a destination beyond the runtime's rules."""
-    destination = props.on_failure
+    destination = props.destination
     if destination is None:
         return []
     field = "DestinationConfig.OnFailure.Destination"
