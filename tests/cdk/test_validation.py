@@ -11,6 +11,8 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -546,6 +548,12 @@ def _case(name: str) -> tuple[cdk.Stack, dict[str, Any]]:
         "FIFO SQS destination": lambda: {
             "on_failure": OnFailureDestination.sqs(sqs.Queue(stack, "Q", fifo=True))
         },
+        "aws-cdk-lib SqsDlq on a FIFO queue": lambda: {
+            "on_failure": event_sources.SqsDlq(sqs.Queue(stack, "Q", fifo=True))
+        },
+        "aws-cdk-lib S3OnFailureDestination": lambda: {
+            "on_failure": event_sources.S3OnFailureDestination(s3.Bucket(stack, "B"))
+        },
         "kafka://abc destination": lambda: {
             "on_failure": OnFailureDestination.kafka("abc"),
             "provisioned_pollers": ProvisionedPollerConfig(),
@@ -594,6 +602,8 @@ ADVERSARIAL: dict[str, str] = {
     "batch window 0 s": "accepted",
     "partial batch responses on demand": "refused",
     "FIFO SQS destination": "refused",
+    "aws-cdk-lib SqsDlq on a FIFO queue": "refused",
+    "aws-cdk-lib S3OnFailureDestination": "accepted",
     "kafka://abc destination": "refused",
     "public subnets": "refused",
     "SASL to SASL_PLAINTEXT://": "refused",
