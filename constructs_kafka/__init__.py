@@ -9,6 +9,18 @@ create correctly shaped secrets. The enums and ``ProvisionedPollerConfig`` are t
 runtime's own, so one definition serves the constructs and the poller.
 """
 
+try:
+    import aws_cdk  # noqa: F401  # checked first: the bare ModuleNotFoundError names no extra
+    import constructs  # noqa: F401
+except ModuleNotFoundError as missing:
+    if missing.name not in ("aws_cdk", "constructs"):
+        raise
+    raise ModuleNotFoundError(
+        f"constructs_kafka needs {missing.name} from the 'cdk' extra:"
+        " pip install 'constructs-kafka[cdk]'",
+        name=missing.name,
+    ) from None
+
 from constructs_kafka.acls import PRINCIPAL_PLACEHOLDER, kafka_acls_commands
 from constructs_kafka.auth import KafkaAuthentication
 from constructs_kafka.destinations import OnFailureDestination

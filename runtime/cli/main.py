@@ -7,9 +7,11 @@ and ``run(args) -> exit code``; this module only lists them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from importlib import metadata
+from typing import Any, Protocol
 
 from runtime.cli import devtools, health, status
 from runtime.cli import doctor as doctor_command
@@ -40,15 +42,44 @@ COMMANDS: tuple[tuple[str, str, Command], ...] = (
 )  # fmt: skip
 
 
+BROKEN_PIPE_EXIT = 141
+"""128 + SIGPIPE, what a shell reports for a writer whose reader went away (``| head``)."""
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` states each flag's default, unless there is none or the help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default: Any = action.default
+        shown = default not in (None, False, [], argparse.SUPPRESS)
+        if shown and action.option_strings and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def version() -> str:
+    """The installed distribution's version (``0+unknown`` when run from a bare tree)."""
+    try:
+        return metadata.version("constructs-kafka")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; each sub-command's module registers its own flags."""
     parser = argparse.ArgumentParser(
         prog="kafka-esm",
         description="Lambda's self-managed Kafka event source mapping, run anywhere.",
+        formatter_class=DefaultsHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, summary, module in COMMANDS:
-        module.add_arguments(commands.add_parser(name, help=summary, description=summary))
+        command = commands.add_parser(
+            name, help=summary, description=summary, formatter_class=DefaultsHelpFormatter
+        )
+        module.add_arguments(command)
     return parser
 
 
@@ -56,7 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kafka-esm`` console script."""
     args = build_parser().parse_args(argv)
     module = next(module for name, _, module in COMMANDS if name == args.command)
-    return module.run(args)
+    try:
+        return module.run(args)
+    except BrokenPipeError:
+        # The reader left (``kafka-esm local-kafka status | head -1``): not an error to
+        # report, and Python must not try again to flush into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaException
 
 from runtime.definition.model import ENV_VAR
 
@@ -58,3 +60,36 @@ def parse_settings(items: Iterable[str]) -> dict[str, str]:
             raise ValueError(f"--consumer-config {item!r} must be KEY=VALUE")
         settings[key.strip()] = value
     return settings
+
+
+def check_settings(settings: dict[str, str]) -> None:
+    """ValueError naming ``--consumer-config`` when librdkafka refuses a key or a value.
+
+    A client is built (and closed at once, never connected: no bootstrap server) so that
+    a bad setting is refused before the poller starts anything."""
+    if not settings:
+        return
+    try:
+        Consumer({"group.id": "kafka-esm-settings-check", **settings}).close()
+    except KafkaException as exc:
+        raise ValueError(f"--consumer-config: {exc.args[0].str()}") from None
+
+
+def number(
+    kind: Callable[[str], float], low: float, high: float | None = None
+) -> Callable[[str], float]:
+    """An argparse ``type=`` that parses with ``kind`` and states the range it breaks."""
+    text = f"at least {low:g}" if high is None else f"from {low:g} to {high:g}"
+
+    def parse(value: str) -> float:
+        try:
+            parsed = kind(value)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{value!r} is not {what}") from None
+        if parsed < low or (high is not None and parsed > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range: must be {text}")
+        return parsed
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse

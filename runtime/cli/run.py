@@ -13,6 +13,8 @@ from runtime.cli.options import (
     add_consumer_config_argument,
     add_invoke_target_arguments,
     add_mapping_argument,
+    check_settings,
+    number,
     parse_settings,
 )
 from runtime.definition.model import (
@@ -23,7 +25,11 @@ from runtime.definition.model import (
 )
 from runtime.invokers import MAX_TIMEOUT_S
 from runtime.observability.logs import configure_logging
-from runtime.observability.publishers import DEFAULT_NAMESPACE, ReportingOptions
+from runtime.observability.publishers import (
+    DEFAULT_NAMESPACE,
+    ReportingOptions,
+    ReportingSetupError,
+)
 from runtime.observability.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
 from runtime.observability.state import MappingStopped, StateTransitionReason
 from runtime.pipeline.poller import PollerOptions
@@ -38,19 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_invoke_target_arguments(parser)
     parser.add_argument(
         "--function-timeout",
-        type=float,
+        type=number(float, 0.001, MAX_TIMEOUT_S),
         default=MAX_TIMEOUT_S,
         help="seconds one invocation may take (at most 840)",
     )
     parser.add_argument(
         "--max-concurrency",
-        type=int,
+        type=number(int, 1),
         default=PollerOptions.max_concurrency,
         help="batches in flight at once, one per partition at most",
     )
     parser.add_argument(
         "--drain-timeout",
-        type=float,
+        type=number(float, 0),
         default=PollerOptions.drain_timeout_s,
         help="seconds in-flight batches may finish after a stop signal",
     )
@@ -119,18 +125,20 @@ def _add_reporting_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--metrics-namespace", default=DEFAULT_NAMESPACE, help="EMF namespace")
     group.add_argument(
         "--metrics-interval",
-        type=float,
+        type=number(float, 0.1),
         default=ReportingOptions.interval_s,
         help="seconds between lag readings and metric publications (default 60)",
     )
     group.add_argument(
         "--lag-per-poller",
-        type=int,
+        type=number(int, 1),
         default=DEFAULT_LAG_PER_POLLER,
         help="DesiredPollerCount = ceil(total lag / this), at most the partition count",
     )
     group.add_argument(
-        "--prometheus-port", type=int, help="serve Prometheus metrics on this port (local use)"
+        "--prometheus-port",
+        type=number(int, 0, 65535),
+        help="serve Prometheus metrics on this port (local use)",
     )
     group.add_argument(
         "--prometheus-addr", default="127.0.0.1", help="address of the Prometheus endpoint"
@@ -188,6 +196,7 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
 def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, err: TextIO) -> int:
     try:
         overrides = parse_settings(args.consumer_config)
+        check_settings(overrides)
         options = LaunchOptions(
             InvokeTarget(
                 args.handler,
@@ -209,6 +218,9 @@ def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, e
         return CONFIG_NOT_VALID_EXIT
     try:
         run_until_signalled(poller)
+    except ReportingSetupError as exc:  # raised before the poller reads anything
+        print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
+        return CONFIG_NOT_VALID_EXIT
     except MappingStopped as stopped:
         print(f"{stopped.reason.value}: {stopped.result}", file=err)
         return MAPPING_STOPPED_EXIT

@@ -162,8 +162,8 @@ def _boto3_factory(
             )
         except NoRegionError:
             raise ValueError(
-                "region=None is not valid here: no AWS region is configured; "
-                "pass region= or set AWS_REGION"
+                "no AWS region is configured for the function: give --region"
+                " (region= from Python) or set AWS_REGION"
             ) from None
 
     return make

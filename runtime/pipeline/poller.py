@@ -127,9 +127,11 @@ class Poller:
             log.info("mapping is disabled (Enabled: false); nothing to do")
             return
         self.status.transition(State.ENABLING)
+        self._build_reporter()  # a setup error here leaves nothing to stop
         try:
             self._source.subscribe(self)
-            self._start_reporter()
+            if self._reporter is not None:
+                self._reporter.start()
             self.status.transition(State.ENABLED)
             while not self._stopping.is_set():
                 self._step()
@@ -143,12 +145,16 @@ class Poller:
             )
             self._shutdown(disable=False)
             raise
+        except BaseException:
+            # Any other error still leaves the group and stops the reporter: otherwise the
+            # client's threads keep the process alive after the error was reported.
+            self._shutdown(disable=False)
+            raise
         self._shutdown(disable=True)
 
-    def _start_reporter(self) -> None:
+    def _build_reporter(self) -> None:
         if self._parts.reporter is not None:
             self._reporter = self._parts.reporter()
-            self._reporter.start()
 
     # -- one turn of the loop ------------------------------------------------------------
     def _step(self) -> None:

@@ -376,8 +376,11 @@ def test_missing_region_fails_at_construction(
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.delenv("AWS_REGION", raising=False)
 
-    with pytest.raises(ValueError, match="region"):
+    with pytest.raises(ValueError, match="region") as refused:
         LambdaInvoker("my-fn")
+    # It names what a CLI user sets, not only the Python keyword.
+    assert "--region" in str(refused.value)
+    assert "AWS_REGION" in str(refused.value)
 
 
 @pytest.mark.usefixtures("aws_env")

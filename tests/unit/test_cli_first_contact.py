@@ -1,0 +1,146 @@
+"""What a new user meets first: bad flags are named with their rule, no traceback, no hang.
+
+Each test runs ``kafka-esm`` as a child (its exit code and output are what a user sees).
+The mapping points at a closed port: nothing here needs a broker, because every refusal
+must happen before the poller reaches the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from runtime.cli.main import BROKEN_PIPE_EXIT
+from tests.cli_helpers import KAFKA_ESM, kafka_esm, run_kafka_esm
+from tests.conftest import REPO_ROOT
+
+HANDLER = ("--handler", "tests.unit.sample_handlers:echo", "--metrics", "none")
+
+
+@pytest.fixture
+def mapping(tmp_path: Path) -> Path:
+    """A valid mapping whose cluster is a closed local port."""
+    path = tmp_path / "mapping.json"
+    path.write_text(
+        json.dumps(
+            {
+                "FunctionName": "f",
+                "Topics": ["t1"],
+                "StartingPosition": "LATEST",
+                "SelfManagedEventSource": {
+                    "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:1"]}
+                },
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "rule"),
+    [
+        ("--max-concurrency", "0", "must be at least 1"),
+        ("--max-concurrency", "1.5", "is not a whole number"),
+        ("--function-timeout", "900", "must be from 0.001 to 840"),
+        ("--drain-timeout", "-1", "must be at least 0"),
+        ("--metrics-interval", "0", "must be at least 0.1"),
+        ("--lag-per-poller", "0", "must be at least 1"),
+        ("--prometheus-port", "70000", "must be from 0 to 65535"),
+    ],
+)
+def test_a_number_out_of_range_is_named_with_its_rule(
+    mapping: Path, flag: str, value: str, rule: str
+) -> None:
+    done = run_kafka_esm(kafka_esm("run", mapping, *HANDLER, flag, value))
+    assert done.returncode == 2
+    assert flag in done.stderr
+    assert rule in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_librdkafka_setting_is_refused_before_start(mapping: Path) -> None:
+    done = run_kafka_esm(
+        kafka_esm("run", mapping, *HANDLER, "--consumer-config", "no.such.setting=1")
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("ESM_CONFIG_NOT_VALID: --consumer-config: ")
+    assert "no.such.setting" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_librdkafka_value_is_refused_before_start(mapping: Path) -> None:
+    done = run_kafka_esm(
+        kafka_esm("run", mapping, *HANDLER, "--consumer-config", "fetch.min.bytes=lots")
+    )
+    assert done.returncode == 2
+    assert "--consumer-config" in done.stderr
+    assert "fetch.min.bytes" in done.stderr
+
+
+def test_prometheus_without_its_extra_is_one_line_and_no_hang(mapping: Path) -> None:
+    # prometheus-client is installed here (dev extra); the child hides it as a base
+    # install (after `make demo`) would not have it.
+    script = (
+        "import sys; sys.modules['prometheus_client'] = None\n"
+        "from runtime.cli.main import main\n"
+        f"sys.exit(main(['run', '--mapping', {str(mapping)!r}, '--handler',"
+        " 'tests.unit.sample_handlers:echo', '--metrics', 'none', '--prometheus-port', '0']))"
+    )
+    done = run_kafka_esm([sys.executable, "-c", script], timeout_s=30)
+    assert done.returncode == 2
+    assert "pip install 'constructs-kafka[metrics]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_version_is_the_distributions() -> None:
+    done = run_kafka_esm([*KAFKA_ESM, "--version"])
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"kafka-esm {metadata.version('constructs-kafka')}"
+
+
+def test_help_shows_the_defaults() -> None:
+    done = run_kafka_esm([*KAFKA_ESM, "run", "--help"])
+    assert done.returncode == 0
+    flat = " ".join(done.stdout.split())
+    assert "batches in flight at once, one per partition at most (default: 8)" in flat
+    assert "(default: 840" in flat  # --function-timeout
+    assert "(default: None)" not in flat and "(default: False)" not in flat
+
+
+def test_a_closed_pipe_is_not_a_traceback() -> None:
+    # What `kafka-esm ... | head -1` does: the reader leaves while the command writes.
+    script = (
+        "import sys\n"
+        "from runtime.cli import main as cli\n"
+        "def chatty(args):\n"
+        "    for _ in range(100_000):\n"
+        "        print('x' * 100)\n"
+        "    return 0\n"
+        "cli.health.run = chatty\n"
+        "sys.exit(cli.main(['health']))"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    child.stdout.readline()
+    child.stdout.close()
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == BROKEN_PIPE_EXIT
+    assert "Traceback" not in err
+
+
+def test_constructs_without_the_cdk_extra_name_the_extra() -> None:
+    script = "import sys; sys.modules['aws_cdk'] = None\nimport constructs_kafka"
+    done = run_kafka_esm([sys.executable, "-c", script])
+    assert done.returncode == 1
+    assert "pip install 'constructs-kafka[cdk]'" in done.stderr
