@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
+import io
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from runtime.devtools.local_kafka import jars
+from runtime.devtools.local_kafka import commands, jars
 from runtime.devtools.local_kafka.broker import _server_properties
+from runtime.devtools.local_kafka.commands import default_home
 from runtime.devtools.pbes1 import PBE_SHA1_3DES_OID
 from runtime.devtools.pki import write_local_pki
 
@@ -110,3 +115,37 @@ def test_broker_config_enforces_acls_and_client_certificates(tmp_path: Path) -> 
         for address in settings["listeners"].split(",")
     )
     assert settings["sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+
+
+def test_local_certificates_outlive_the_doctors_expiry_warning(pki) -> None:
+    # The doctor warns below EXPIRY_WARNING_DAYS; a local cluster must never trip it.
+    horizon = datetime.now(UTC) + timedelta(days=5 * 365)
+    paths = [pki.ca, pki.broker_keystore, pki.client_cert("alice")]
+    for path in paths:
+        for certificate in x509.load_pem_x509_certificates(path.read_bytes()):
+            assert certificate.not_valid_after_utc > horizon, path
+
+
+def test_the_cache_is_per_user_whatever_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KAFKA_ESM_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    first = jars.default_cache_dir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert jars.default_cache_dir() == first == (tmp_path / "xdg" / "kafka-esm")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert jars.default_cache_dir() == tmp_path / "home" / ".cache" / "kafka-esm"
+    monkeypatch.setenv("KAFKA_ESM_CACHE", str(tmp_path / "mine"))
+    assert jars.default_cache_dir() == tmp_path / "mine"
+    assert default_home() == tmp_path / "mine" / "local-cluster"
+
+
+def test_down_json_says_whether_a_broker_was_stopped(tmp_path: Path) -> None:
+    out = io.StringIO()
+    args = argparse.Namespace(action="down", home=tmp_path / "cluster", json=True)
+    assert commands.run(args, out) == 0
+    assert json.loads(out.getvalue()) == {"stopped": False, "home": str(tmp_path / "cluster")}

@@ -35,10 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "--home",
             type=Path,
             default=None,
-            help="cluster folder (default: .cache/kafka-esm/local-cluster)",
+            help="cluster folder (default: <cache>/local-cluster, the cache being $KAFKA_ESM_CACHE"
+            " or ~/.cache/kafka-esm)",
         )
         action.add_argument(
-            "--json", action="store_true", help="print the listeners as JSON (no passwords)"
+            "--json", action="store_true", help="print JSON (the listeners, without passwords)"
         )
 
 
@@ -49,7 +50,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return _up(broker, args.json, out)
     if args.action == "down":
         stopped = broker.stop()
-        print("local Kafka stopped" if stopped else "no local Kafka was running", file=out)
+        if args.json:
+            print(json.dumps({"stopped": stopped, "home": str(broker.home)}), file=out)
+        else:
+            print("local Kafka stopped" if stopped else "no local Kafka was running", file=out)
         return 0
     return _status(broker, args.json, out)
 

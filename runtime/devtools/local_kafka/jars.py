@@ -34,8 +34,14 @@ class BrokerFetchError(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    """``$KAFKA_ESM_CACHE`` or ``./.cache/kafka-esm`` (git-ignored in this repository)."""
-    return Path(os.environ.get("KAFKA_ESM_CACHE", ".cache/kafka-esm")).resolve()
+    """``$KAFKA_ESM_CACHE``, else the per-user ``$XDG_CACHE_HOME/kafka-esm`` (by default
+    ``~/.cache/kafka-esm``): one place whatever the current folder, so ``status`` from
+    another folder sees the broker ``up`` started, and the jars are fetched once."""
+    explicit = os.environ.get("KAFKA_ESM_CACHE")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return (Path(base) / "kafka-esm").resolve()
 
 
 def libs_dir(cache_dir: Path, version: str = KAFKA_VERSION) -> Path:
