@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -118,9 +119,10 @@ def _add_reporting_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("metrics, status and scaling")
     group.add_argument(
         "--metrics",
-        choices=["emf", "none"],
-        default="emf",
-        help="'emf': CloudWatch Embedded Metric Format lines on stdout (default)",
+        choices=["auto", "emf", "none"],
+        default="auto",
+        help="'emf': CloudWatch Embedded Metric Format lines on stdout; 'auto': emf unless"
+        " stdout is a terminal (containers get EMF, a laptop's terminal the handler's prints)",
     )
     group.add_argument("--metrics-namespace", default=DEFAULT_NAMESPACE, help="EMF namespace")
     group.add_argument(
@@ -151,11 +153,17 @@ def _add_reporting_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def emf_wanted(choice: str, stdout: TextIO) -> bool:
+    """``--metrics``: EMF lines on stdout, where ``auto`` means only when stdout is not a
+    terminal (on Fargate the log driver reads them; on a laptop they bury the prints)."""
+    return choice == "emf" or (choice == "auto" and not stdout.isatty())
+
+
 def _reporting(args: argparse.Namespace) -> ReportingOptions:
     return ReportingOptions(
         interval_s=args.metrics_interval,
         scaling=ScalingPolicy(args.lag_per_poller),
-        emf=args.metrics == "emf",
+        emf=emf_wanted(args.metrics, sys.stdout),
         emf_namespace=args.metrics_namespace,
         prometheus_port=args.prometheus_port,
         prometheus_addr=args.prometheus_addr,
@@ -194,6 +202,9 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
 
 
 def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, err: TextIO) -> int:
+    if args.handler is not None and os.getcwd() not in sys.path:
+        # As `python -m` and Lambda's task root: a handler.py in this folder imports as is.
+        sys.path.insert(0, os.getcwd())
     try:
         overrides = parse_settings(args.consumer_config)
         check_settings(overrides)

@@ -8,13 +8,17 @@ Lambda would report it, so the failure policy cannot tell the difference.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from .params import (
@@ -76,15 +80,16 @@ class LambdaContext:
 
 
 def load_handler(spec: str) -> Handler:
-    """Import ``module:function`` (or Lambda's ``module.function``) and return the callable."""
+    """Import ``module:function`` (or Lambda's ``module.function``, or a file
+    ``path/to/app.py:function``) and return the callable."""
     module_name, attr = _split_spec(spec)
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise HandlerSpecError(
                 f"handler={spec!r}: module {module_name!r} not found "
-                "(is its directory on PYTHONPATH?)"
+                "(is its directory on PYTHONPATH, or give its file: path/to/app.py:handler)"
             ) from exc
         raise HandlerSpecError(
             f"handler={spec!r}: importing module {module_name!r} failed: {exc}"
@@ -102,6 +107,25 @@ def load_handler(spec: str) -> Handler:
         )
     handler: Handler = target
     return handler
+
+
+def _import(module_name: str) -> ModuleType:
+    """The module, by name or, for a ``.py`` path, from that file with its folder on
+    ``sys.path`` (as Lambda's task root is), so that its sibling imports work."""
+    if not module_name.endswith(".py"):
+        return importlib.import_module(module_name)
+    path = Path(module_name).resolve()
+    if not path.is_file():
+        raise ModuleNotFoundError(f"no file {module_name}", name=module_name)
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
+        raise ModuleNotFoundError(f"{module_name} cannot be imported", name=module_name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _split_spec(spec: str) -> tuple[str, str]:

@@ -7,6 +7,7 @@ must happen before the poller reaches the cluster.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -16,29 +17,25 @@ from pathlib import Path
 import pytest
 
 from runtime.cli.main import BROKEN_PIPE_EXIT
+from runtime.cli.run import emf_wanted
 from tests.cli_helpers import KAFKA_ESM, kafka_esm, run_kafka_esm
 from tests.conftest import REPO_ROOT
 
 HANDLER = ("--handler", "tests.unit.sample_handlers:echo", "--metrics", "none")
 
 
+def _mapping_file(path: Path, **fields: object) -> Path:
+    """A valid mapping whose cluster is a closed local port, written to ``path``."""
+    servers = {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:1"]}}
+    document = {"FunctionName": "f", "Topics": ["t1"], "StartingPosition": "LATEST"}
+    path.write_text(json.dumps({**document, "SelfManagedEventSource": servers, **fields}))
+    return path
+
+
 @pytest.fixture
 def mapping(tmp_path: Path) -> Path:
     """A valid mapping whose cluster is a closed local port."""
-    path = tmp_path / "mapping.json"
-    path.write_text(
-        json.dumps(
-            {
-                "FunctionName": "f",
-                "Topics": ["t1"],
-                "StartingPosition": "LATEST",
-                "SelfManagedEventSource": {
-                    "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:1"]}
-                },
-            }
-        )
-    )
-    return path
+    return _mapping_file(tmp_path / "mapping.json")
 
 
 @pytest.mark.parametrize(
@@ -144,3 +141,64 @@ def test_constructs_without_the_cdk_extra_name_the_extra() -> None:
     done = run_kafka_esm([sys.executable, "-c", script])
     assert done.returncode == 1
     assert "pip install 'constructs-kafka[cdk]'" in done.stderr
+
+
+HANDLER_FILE = """
+import helper
+
+def main(event, context):
+    return helper.answer(event)
+"""
+
+
+CONSOLE_SCRIPT = (
+    f"import sys; sys.path[0] = {str(REPO_ROOT)!r}\n"  # as the entry point: not the cwd
+    "from runtime.cli.main import main\n"
+    "sys.exit(main())"
+)
+
+
+@pytest.mark.parametrize("spec", ["app:main", "app.main", "./app.py:main", "app.py:main"])
+def test_a_handler_in_the_current_folder_needs_no_pythonpath(tmp_path: Path, spec: str) -> None:
+    (tmp_path / "app.py").write_text(HANDLER_FILE)
+    (tmp_path / "helper.py").write_text("def answer(event):\n    return {'ok': True}\n")
+    mapping = _mapping_file(tmp_path / "mapping.json", Enabled=False)  # loads, runs nothing
+    argv = [sys.executable, "-c", CONSOLE_SCRIPT, "run", "--mapping", str(mapping)]
+    done = subprocess.run(
+        [*argv, "--handler", spec, "--metrics", "none"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_handler_file_that_does_not_exist_is_named(mapping: Path) -> None:
+    done = run_kafka_esm(kafka_esm("run", mapping, "--handler", "./nowhere/app.py:main"))
+    assert done.returncode == 2
+    assert "handler='./nowhere/app.py:main'" in done.stderr
+    assert "not found" in done.stderr
+
+
+class _Terminal(io.StringIO):
+    """Stands in for a TTY: no real part can be a terminal inside a test run."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("choice", "terminal", "emf"),
+    [
+        ("auto", False, True),  # a container's stdout: the log driver reads EMF
+        ("auto", True, False),  # a laptop's terminal: the handler's prints stay readable
+        ("emf", True, True),
+        ("none", False, False),
+    ],
+)
+def test_emf_goes_to_stdout_unless_it_is_a_terminal(choice: str, terminal: bool, emf: bool) -> None:
+    stream = _Terminal() if terminal else io.StringIO()
+    assert emf_wanted(choice, stream) is emf
