@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException
 
@@ -15,10 +16,32 @@ def add_mapping_argument(parser: argparse.ArgumentParser) -> None:
     """``--mapping FILE``, else the mapping JSON from the environment."""
     parser.add_argument(
         "--mapping",
-        type=Path,
+        type=mapping_path,
+        action=_Once,
         default=None,
-        help=f"CreateEventSourceMapping JSON file (default: ${ENV_VAR})",
+        help="CreateEventSourceMapping JSON file (or a get-event-source-mapping answer);"
+        f" the AWS CLI's file://m.json works too (default: ${ENV_VAR})",
     )
+
+
+def mapping_path(value: str) -> Path:
+    """``--mapping``'s file, given plainly or as the AWS CLI's ``file://path``."""
+    return Path(value.removeprefix("file://"))
+
+
+class _Once(argparse.Action):
+    """Stores a flag's value, refusing a second one instead of silently keeping the last."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} is given twice: one mapping per process")
+        setattr(namespace, self.dest, values)
 
 
 def add_invoke_target_arguments(parser: argparse.ArgumentParser) -> None:

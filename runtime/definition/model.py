@@ -11,6 +11,7 @@ model back into the request. Nothing here imports aws-cdk-lib.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote
 
+from runtime.definition import aws_json
 from runtime.definition import rules as mapping_rules
 from runtime.definition.checks import FieldProblem, MappingValidationError, never_unresolved
 from runtime.definition.rules import DEFAULT_FILTER_QUOTA, validate_mapping
@@ -80,6 +82,8 @@ __all__ = [
     "to_request",
     "validate_mapping",
 ]
+
+log = logging.getLogger(__name__)
 
 ENV_VAR: Final = "KAFKA_ESM_MAPPING"
 """The environment variable ``load_mapping`` reads the mapping's JSON from."""
@@ -568,7 +572,13 @@ def load_mapping(
         if ENV_VAR not in env:
             raise MappingLoadError(f"no mapping given: pass a JSON file or set {ENV_VAR}")
         text = env[ENV_VAR]
-    return parse_mapping(_decode(text, source), source=source)
+    try:
+        doc, notices = aws_json.as_request(_decode(text, source))
+    except aws_json.AwsJsonError as error:
+        raise MappingLoadError(f"{source}: {error}") from None
+    for notice in notices:
+        log.warning("%s: %s", source, notice)
+    return parse_mapping(doc, source=source)
 
 
 def _decode(text: str, source: str) -> Any:

@@ -70,6 +70,8 @@ _OTHER_SOURCES: Final = {
     "Queues": "applies to Amazon MQ only, not to self-managed Kafka",
     "ScalingConfig": "applies to Amazon SQS only, not to self-managed Kafka",
     "DocumentDBEventSourceConfig": "applies to Amazon DocumentDB only, not to self-managed Kafka",
+    "ConsumerGroupId": "belongs under SelfManagedKafkaEventSourceConfig (its ConsumerGroupId)",
+    "ConsumptionMode": "belongs under SelfManagedKafkaEventSourceConfig (its ConsumptionMode)",
     "AmazonManagedKafkaEventSourceConfig": (
         "applies to Amazon MSK only; use SelfManagedKafkaEventSourceConfig for self-managed Kafka"
     ),
