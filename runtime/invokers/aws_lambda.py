@@ -18,6 +18,8 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
@@ -190,5 +192,7 @@ def _transport_error_result(exc: BotoCoreError, wait_s: float) -> InvokeResult:
             ErrorKind.TIMEOUT, f"no reply within {wait_s:g} s; the function may still be running"
         )
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | ParamValidationError):
-        return InvokeResult.failure(ErrorKind.CONFIG_ERROR, f"Invoke not sent: {exc}")
+        return InvokeResult.failure(ErrorKind.CONFIG_ERROR, f"Invoke not sent: {exc}", sent=False)
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        return InvokeResult.failure(ErrorKind.SERVICE_ERROR, f"Invoke not sent: {exc}", sent=False)
     return InvokeResult.failure(ErrorKind.SERVICE_ERROR, f"Invoke failed: {exc}")

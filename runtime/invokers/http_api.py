@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import urllib.error
 import urllib.request
 from email.message import Message
@@ -177,4 +178,8 @@ def _timeout_result(wait_s: float) -> InvokeResult:
 
 
 def _connection_result(reason: object) -> InvokeResult:
-    return InvokeResult.failure(ErrorKind.SERVICE_ERROR, f"Invoke endpoint unreachable: {reason}")
+    # Refused or unresolvable: the request never left; a reset may come after it did.
+    sent = not isinstance(reason, ConnectionRefusedError | socket.gaierror)
+    return InvokeResult.failure(
+        ErrorKind.SERVICE_ERROR, f"Invoke endpoint unreachable: {reason}", sent=sent
+    )

@@ -52,6 +52,9 @@ class InvokeResult:
     executed_version: str | None = None
     payload: bytes | None = None
     message: str = ""
+    sent: bool = True
+    """False when the request never left (no credentials, endpoint refused the connection):
+    the function did not run, so InvokedEventCount does not count it."""
 
     def __post_init__(self) -> None:
         if self.ok != (self.error_kind is ErrorKind.NONE):
@@ -71,6 +74,7 @@ class InvokeResult:
         function_error: str | None = None,
         executed_version: str | None = None,
         payload: bytes | None = None,
+        sent: bool = True,
     ) -> InvokeResult:
         """A failed call; ``request_id`` defaults to a local UUID when no service gave one."""
         return cls(
@@ -82,6 +86,7 @@ class InvokeResult:
             executed_version=executed_version,
             payload=payload,
             message=truncate(message),
+            sent=sent,
         )
 
 

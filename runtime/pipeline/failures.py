@@ -12,8 +12,11 @@ do not retry in lockstep against a struggling function.
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import dataclass
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from runtime.definition.limits import MAX_RECORD_AGE_S, MAX_RETRY_ATTEMPTS, MIN_RECORD_AGE_S
@@ -103,6 +106,11 @@ class FailurePolicy:
             return False
         return now_ms - record.timestamp_ms > self.maximum_record_age_s * 1000
 
+    @property
+    def unbounded(self) -> bool:
+        """True when nothing ends the retries of a failing batch but a success."""
+        return self.maximum_retry_attempts == INFINITE and self.maximum_record_age_s == INFINITE
+
     def splits(self, result: InvokeResult, size: int) -> bool:
         """Bisect after a function error when the batch still has two records or more."""
         return self.bisect and size > 1 and is_function_error(result)
@@ -130,3 +138,54 @@ def describe_failure(result: InvokeResult) -> str:
     if result.message:
         parts.append(result.message)
     return ": ".join(parts)
+
+
+UNBOUNDED_RETRY_HINT = (
+    "this batch keeps failing and nothing ends its retries (MaximumRetryAttempts and "
+    "MaximumRecordAgeInSeconds are -1, AWS's default): its partition stays blocked until "
+    "the function succeeds. Set MaximumRetryAttempts (0-10000) or MaximumRecordAgeInSeconds "
+    "to give up, with DestinationConfig.OnFailure to keep what is given up on, or "
+    "BisectBatchOnFunctionError to isolate the record that fails"
+)
+"""Logged once per batch after HINT_AFTER_RETRIES failed retries under the default policy."""
+HINT_AFTER_RETRIES = 3
+
+
+@dataclass
+class RepeatedErrors:
+    """The function's errors seen so far, by type and the line that raised them, so that
+    each distinct one is logged with its stack trace once and then only counted.
+
+    Shared by the worker threads (one processor serves them all), hence the lock."""
+
+    _seen: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, result: InvokeResult) -> tuple[int, str | None]:
+        """How many times this error was seen (1 the first time) and its stack trace."""
+        document = error_document(result)
+        if document is None:
+            return 0, None
+        trace = _trace_text(document)
+        key = (str(document.get("errorType")), trace.rstrip().rsplit("\n", 1)[-1])
+        with self._lock:
+            self._seen[key] += 1
+            return self._seen[key], trace
+
+
+def error_document(result: InvokeResult) -> dict[str, object] | None:
+    """Lambda's error document in a function error's reply (Lambda, the RIE and local
+    handlers all send ``errorType``, ``errorMessage`` and ``stackTrace``), else None."""
+    if not result.function_error or not result.payload:
+        return None
+    try:
+        document = json.loads(result.payload)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) and "errorType" in document else None
+
+
+def _trace_text(document: dict[str, object]) -> str:
+    frames = document.get("stackTrace")
+    lines = [str(frame).rstrip("\n") for frame in frames] if isinstance(frames, list) else []
+    return "\n".join(lines)

@@ -28,8 +28,11 @@ from runtime.pipeline.batch_responses import BatchResponseError, lowest_failed_o
 from runtime.pipeline.batcher import Batch
 from runtime.pipeline.event import assemble_records
 from runtime.pipeline.failures import (
+    HINT_AFTER_RETRIES,
+    UNBOUNDED_RETRY_HINT,
     Condition,
     FailurePolicy,
+    RepeatedErrors,
     RetryBackoff,
     describe_failure,
     is_function_error,
@@ -137,6 +140,7 @@ class BatchProcessor:
         self._backoff = backoff or RetryBackoff()
         self._timeout_s = invoke_timeout_s
         self._policy = policy or FailurePolicy()
+        self._errors = RepeatedErrors()
         self._destination = destination
         self._ledger = ledger
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
@@ -218,6 +222,8 @@ class BatchProcessor:
         if counted and self._policy.retries_exhausted(retries):
             self._give_up(batch, piece, Condition.RETRY_ATTEMPTS_EXHAUSTED)
             return []
+        if counted and retries == HINT_AFTER_RETRIES and self._policy.unbounded:
+            log.warning(UNBOUNDED_RETRY_HINT, extra=_fields(batch, piece))
         if self._stopping.wait(self._backoff.delay(piece.invokes)):
             raise _Interrupted
         return [replace(piece, retries=retries)]
@@ -227,7 +233,8 @@ class BatchProcessor:
         payload = assemble_records(piece.records, piece.fragments, self._servers)
         started = time.monotonic()
         result = self._invoker.invoke(payload, deadline_s=self._timeout_s)
-        self._counters.add(Metric.INVOKED, len(piece.records))
+        if result.sent:  # a request that never left did not invoke anything
+            self._counters.add(Metric.INVOKED, len(piece.records))
         self._log(batch, piece, len(payload), time.monotonic() - started, result)
         return result
 
@@ -249,7 +256,8 @@ class BatchProcessor:
             )
 
     def _count_failure(self, piece: _Piece, result: InvokeResult) -> None:
-        self._counters.add(Metric.FAILED_INVOKE, len(piece.records))
+        if result.sent:  # events the function got and failed; an unsent call is an error only
+            self._counters.add(Metric.FAILED_INVOKE, len(piece.records))
         self._counters.add(Metric.INVOKE_ERROR)
         self._status.record_result(problem(describe_failure(result)))
 
@@ -296,6 +304,23 @@ class BatchProcessor:
         }
         if result.ok:
             log.info("batch invoked", extra=fields)
+            return
+        seen, trace = self._errors.note(result)
+        if seen == 1 and trace:
+            log.warning(
+                "batch failed: %s\nthe function's stack trace (logged once per distinct error):"
+                "\n%s",
+                describe_failure(result),
+                trace,
+                extra=fields,
+            )
+        elif seen > 1:
+            log.warning(
+                "batch failed: %s (seen %d times; its stack trace was logged the first time)",
+                describe_failure(result),
+                seen,
+                extra=fields,
+            )
         else:
             log.warning("batch failed: %s", describe_failure(result), extra=fields)
 

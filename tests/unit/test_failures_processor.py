@@ -20,14 +20,16 @@ from runtime.definition.model import parse_mapping
 from runtime.destinations.documents import Failure
 from runtime.destinations.writers import DeliveryError
 from runtime.invokers import ErrorKind, InvokeResult
+from runtime.invokers.local_handler import LocalHandlerInvoker
 from runtime.invokers.result import reply_result
 from runtime.observability.counters import Counters, Metric
 from runtime.observability.state import MappingStatus, StateTransitionReason
 from runtime.pipeline.batcher import Batch
 from runtime.pipeline.event import encode_record
-from runtime.pipeline.failures import Condition, FailurePolicy, RetryBackoff
+from runtime.pipeline.failures import UNBOUNDED_RETRY_HINT, Condition, FailurePolicy, RetryBackoff
 from runtime.pipeline.processor import BatchProcessor, offset_ranges
 from runtime.records import PartitionId, Record
+from tests.unit import sample_handlers
 from tests.unit.ledger_view import RecordingLedger, Settled
 
 NOW_MS = 1_700_000_000_000
@@ -187,6 +189,42 @@ def test_a_successful_batch_settles_every_offset() -> None:
     assert h.invoker.calls == [[0, 1, 2]]
     assert h.count(Metric.INVOKED) == 3
     assert h.count(Metric.DROPPED) == h.count(Metric.ON_FAILURE_DELIVERED) == 0
+
+
+def test_a_call_that_was_never_sent_invokes_nothing() -> None:
+    # The endpoint refused the connection: the function did not run; the call is retried.
+    unsent = InvokeResult.failure(ErrorKind.SERVICE_ERROR, "Invoke not sent", sent=False)
+    h = Harness(lambda _event, n: unsent if n == 0 else None)
+    outcome = h.run(make_batch(record(o) for o in range(3)))
+    assert outcome.complete and outcome.settled == {P0: 3}
+    assert len(h.invoker.calls) == 2
+    assert h.count(Metric.INVOKED) == 3  # the one call that reached the function
+    assert h.count(Metric.FAILED_INVOKE) == 0
+    assert h.count(Metric.INVOKE_ERROR) == 1
+
+
+def test_a_function_error_is_logged_with_its_trace_once_then_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A real local handler's error document: the same shape Lambda and the RIE send.
+    failed = LocalHandlerInvoker(f"{sample_handlers.__name__}:fails").invoke(b"{}", deadline_s=5)
+    h = Harness(lambda _event, n: failed if n < 4 else None)
+    with caplog.at_level(logging.WARNING, logger="runtime.batch"):
+        assert h.run(make_batch(record(o) for o in range(2))).complete
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("batch failed")]
+    assert len(failures) == 4
+    assert "stack trace" in failures[0] and 'raise ValueError(f"boom' in failures[0]
+    assert [f.count("raise ValueError") for f in failures[1:]] == [0, 0, 0]
+    assert "seen 2 times" in failures[1] and "seen 4 times" in failures[3]
+    hints = [r for r in caplog.records if r.getMessage() == UNBOUNDED_RETRY_HINT]
+    assert len(hints) == 1  # once per batch, after HINT_AFTER_RETRIES retries
+
+
+def test_no_retry_hint_when_the_retries_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(poison(0), policy=FailurePolicy(maximum_retry_attempts=5))
+    with caplog.at_level(logging.WARNING, logger="runtime.batch"):
+        h.run(make_batch([record(0)]))
+    assert UNBOUNDED_RETRY_HINT not in [r.getMessage() for r in caplog.records]
 
 
 def test_by_default_a_failing_batch_is_retried_until_it_succeeds() -> None:

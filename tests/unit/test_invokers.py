@@ -249,6 +249,7 @@ def test_connection_refused_is_service_error(kind: str) -> None:
 
     assert result.error_kind is ErrorKind.SERVICE_ERROR
     assert result.request_id  # a local id when no service answered
+    assert not result.sent  # refused: the function did not run
 
 
 # --------------------------------------------------------------------------- LambdaInvoker only
@@ -367,6 +368,7 @@ def test_missing_credentials_is_config_error(
     )
 
     assert result.error_kind is ErrorKind.CONFIG_ERROR
+    assert not result.sent  # so InvokedEventCount does not count it
     assert api.requests == []
 
 
