@@ -31,6 +31,7 @@ from constructs_kafka import (
     SaslScramSecret,
     SelfManagedKafkaTrigger,
     StartingPosition,
+    poller_service,
 )
 from constructs_kafka.poller_scaling import MAX_STEP_ADJUSTMENTS, CapacityStep, capacity_steps
 from runtime.cli import run as run_command
@@ -43,6 +44,7 @@ from tests.cdk.conftest import (
     nag_report,
     new_function,
     new_stack,
+    new_trigger,
 )
 from tests.cdk.fixtures import failure_queue, isolated_vpc
 
@@ -718,3 +720,24 @@ def test_the_trigger_props_brokers_reach_the_poller_too() -> None:
             "ToPort": 9096,
         },
     )
+
+
+def test_an_installed_wheel_without_the_dockerfile_asks_for_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wheel carries no runtime/Dockerfile: synth must say to pass image=, not fail later.
+    monkeypatch.setattr(poller_service, "REPOSITORY_ROOT", tmp_path)
+    stack = new_stack()
+    with pytest.raises(KafkaTriggerValidationError) as refused:
+        KafkaPollerService(
+            stack,
+            "Poller",
+            vpc=isolated_vpc(stack),
+            function=new_trigger(stack).props.function,
+            bootstrap_servers=["b-1.kafka.example.com:9096"],
+            topic="orders",
+            starting_position=StartingPosition.LATEST,
+            partition_count=3,
+        )
+    assert "image: " in str(refused.value)
+    assert "must be given: no runtime/Dockerfile" in str(refused.value)
