@@ -15,6 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from constructs_kafka import (
     EsmMetric,
+    KafkaPollerService,
     KafkaSchemaRegistry,
     KafkaTriggerProps,
     KafkaVpcEndpoints,
@@ -207,3 +208,18 @@ def concrete(template: dict[str, Any], value: Any) -> Any:
             return f"{ids[kind]}-{hashlib.sha256(target.encode()).hexdigest()[:17]}"
         return PLAUSIBLE[(kind, attribute)]
     return {k: concrete(template, v) for k, v in value.items()}
+
+
+def small_poller_service(stack: cdk.Stack, **props: Any) -> KafkaPollerService:
+    """A poller service in an isolated VPC with only the required props, plus ``props``."""
+    return KafkaPollerService(
+        stack,
+        "Poller",
+        vpc=isolated_vpc(stack),
+        function=new_function(stack),
+        bootstrap_servers=["b-1.kafka.example.com:9096"],
+        topic="orders",
+        starting_position=StartingPosition.LATEST,
+        partition_count=3,
+        **props,
+    )

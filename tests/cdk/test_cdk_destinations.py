@@ -16,10 +16,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 
-from constructs_kafka import KafkaPollerService, OnFailureDestination, StartingPosition
+from constructs_kafka import OnFailureDestination
 from constructs_kafka.validation import KafkaTriggerValidationError
 from tests.cdk.conftest import new_stack, new_trigger
-from tests.cdk.fixtures import isolated_vpc
+from tests.cdk.fixtures import small_poller_service
 
 pytestmark = pytest.mark.cdk
 
@@ -121,15 +121,5 @@ def test_something_else_is_named_with_the_accepted_types() -> None:
 def test_poller_service_accepts_aws_cdk_class() -> None:
     stack = new_stack()
     queue = sqs.Queue(stack, "Failures")
-    service = KafkaPollerService(
-        stack,
-        "Poller",
-        vpc=isolated_vpc(stack),
-        function=new_trigger(stack).props.function,
-        bootstrap_servers=["b-1.kafka.example.com:9096"],
-        topic="orders",
-        starting_position=StartingPosition.LATEST,
-        partition_count=3,
-        on_failure=event_sources.SqsDlq(queue),
-    )
+    service = small_poller_service(stack, on_failure=event_sources.SqsDlq(queue))
     assert service.props.on_failure == OnFailureDestination.sqs(queue)

@@ -44,9 +44,8 @@ from tests.cdk.conftest import (
     nag_report,
     new_function,
     new_stack,
-    new_trigger,
 )
-from tests.cdk.fixtures import failure_queue, isolated_vpc
+from tests.cdk.fixtures import failure_queue, isolated_vpc, small_poller_service
 
 pytestmark = pytest.mark.cdk
 
@@ -729,15 +728,6 @@ def test_an_installed_wheel_without_the_dockerfile_asks_for_image(
     monkeypatch.setattr(poller_service, "REPOSITORY_ROOT", tmp_path)
     stack = new_stack()
     with pytest.raises(KafkaTriggerValidationError) as refused:
-        KafkaPollerService(
-            stack,
-            "Poller",
-            vpc=isolated_vpc(stack),
-            function=new_trigger(stack).props.function,
-            bootstrap_servers=["b-1.kafka.example.com:9096"],
-            topic="orders",
-            starting_position=StartingPosition.LATEST,
-            partition_count=3,
-        )
+        small_poller_service(stack)
     assert "image: " in str(refused.value)
     assert "must be given: no runtime/Dockerfile" in str(refused.value)
