@@ -207,7 +207,6 @@ def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, e
         sys.path.insert(0, os.getcwd())
     try:
         overrides = parse_settings(args.consumer_config)
-        check_settings(overrides)
         options = LaunchOptions(
             InvokeTarget(
                 args.handler,
@@ -223,7 +222,8 @@ def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, e
                 reporting=_reporting(args),
             ),
         )
-        poller = build_poller(mapping, options, overrides)
+        poller = build_poller(mapping, options, overrides)  # checks the security first
+        check_settings(overrides)
     except ValueError as exc:
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT

@@ -30,6 +30,20 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def port_free(port: int) -> bool:
+    """True when ``port`` can be bound on the loopback address now.
+
+    SO_REUSEADDR as the JVM sets it: connections of a broker just stopped, waiting out
+    TIME_WAIT on the port, do not stop the next broker from listening there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
 def port_open(address: str) -> bool:
     """True when something accepts TCP connections at ``host:port``."""
     host, _, port = address.rpartition(":")

@@ -61,3 +61,19 @@ def test_up_status_down_leaves_no_broker(tmp_path: Path) -> None:
     assert down.returncode == 0 and "stopped" in down.stdout
     assert not _alive(pid)
     assert _cli("status", "--home", home).returncode == 3
+
+
+def test_up_again_after_down_keeps_the_ports(tmp_path: Path) -> None:
+    # Client configs written against the first `up` must still work after a restart.
+    home = str(tmp_path / "cluster")
+    listeners = []
+    for _ in range(2):
+        up = _cli("up", "--home", home)
+        try:
+            assert up.returncode == 0, up.stderr
+            status = json.loads(_cli("status", "--home", home, "--json").stdout)
+            listeners.append(status["listeners"])
+        finally:
+            assert _cli("down", "--home", home).returncode == 0
+    assert listeners[0] == listeners[1]
+    assert set(listeners[0]) == {"PLAINTEXT", "SASL_SSL", "SSL"}

@@ -79,6 +79,19 @@ def test_a_bad_librdkafka_value_is_refused_before_start(mapping: Path) -> None:
     assert "fetch.min.bytes" in done.stderr
 
 
+def test_a_protocol_override_is_judged_against_the_mapping_first(tmp_path: Path) -> None:
+    # SASL_PLAINTEXT alone is not a valid librdkafka client (no mechanism): the user must
+    # hear the security rule it breaks, not librdkafka's complaint about GSSAPI.
+    sasl = [{"Type": "BASIC_AUTH", "URI": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s"}]
+    path = _mapping_file(tmp_path / "m.json", SourceAccessConfigurations=sasl)
+    done = run_kafka_esm(
+        kafka_esm("run", path, *HANDLER, "--consumer-config", "security.protocol=SASL_PLAINTEXT")
+    )
+    assert done.returncode == 2
+    assert "SASL credentials without TLS" in done.stderr
+    assert "GSSAPI" not in done.stderr
+
+
 def test_prometheus_without_its_extra_is_one_line_and_no_hang(mapping: Path) -> None:
     # prometheus-client is installed here (dev extra); the child hides it as a base
     # install (after `make demo`) would not have it.

@@ -6,6 +6,7 @@ import argparse
 import base64
 import io
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,9 +14,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from runtime.devtools import processes
 from runtime.devtools.local_kafka import commands, jars
-from runtime.devtools.local_kafka.broker import _server_properties
+from runtime.devtools.local_kafka.broker import (
+    DEFAULT_PORTS,
+    PORTS_FILE,
+    LocalKafka,
+    _server_properties,
+)
 from runtime.devtools.local_kafka.commands import default_home
+from runtime.devtools.local_kafka.settings import PLAINTEXT
 from runtime.devtools.pbes1 import PBE_SHA1_3DES_OID
 from runtime.devtools.pki import write_local_pki
 
@@ -149,3 +157,50 @@ def test_down_json_says_whether_a_broker_was_stopped(tmp_path: Path) -> None:
     args = argparse.Namespace(action="down", home=tmp_path / "cluster", json=True)
     assert commands.run(args, out) == 0
     assert json.loads(out.getvalue()) == {"stopped": False, "home": str(tmp_path / "cluster")}
+
+
+def _taken_port() -> tuple[socket.socket, int]:
+    """A loopback port held by a listening socket for the test's duration."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock, sock.getsockname()[1]
+
+
+def test_free_preferred_ports_are_used(tmp_path: Path) -> None:
+    wanted = dict(zip(DEFAULT_PORTS, processes.free_ports(len(DEFAULT_PORTS)), strict=True))
+    broker = LocalKafka(tmp_path, preferred_ports=wanted)
+    assert broker._choose_ports({}) == wanted
+    assert broker.port_notices == []
+
+
+def test_a_taken_preferred_port_falls_back_with_a_notice(tmp_path: Path) -> None:
+    holder, taken = _taken_port()
+    with holder:
+        broker = LocalKafka(tmp_path, preferred_ports={PLAINTEXT: taken})
+        chosen = broker._choose_ports({})
+    assert chosen[PLAINTEXT] != taken
+    assert len(set(chosen.values())) == len(DEFAULT_PORTS)
+    assert broker.port_notices == [
+        f"{PLAINTEXT} port {taken} is taken: using {chosen[PLAINTEXT]} instead"
+    ]
+
+
+def test_the_last_starts_ports_are_kept_over_the_preferred_ones(tmp_path: Path) -> None:
+    last = dict(zip(DEFAULT_PORTS, processes.free_ports(len(DEFAULT_PORTS)), strict=True))
+    (tmp_path / PORTS_FILE).write_text(json.dumps(last), encoding="utf-8")
+    broker = LocalKafka(tmp_path, preferred_ports=DEFAULT_PORTS)
+    assert broker._choose_ports(broker._saved_ports()) == last
+
+
+@pytest.mark.parametrize("saved", ["not json", '{"PLAINTEXT": "9092"}', "[9092]"])
+def test_an_unreadable_ports_file_is_ignored(tmp_path: Path, saved: str) -> None:
+    (tmp_path / PORTS_FILE).write_text(saved, encoding="utf-8")
+    assert LocalKafka(tmp_path, preferred_ports=DEFAULT_PORTS)._saved_ports() == {}
+
+
+def test_without_preferred_ports_every_start_takes_free_ones(tmp_path: Path) -> None:
+    # Test brokers must never collide with a developer's `local-kafka up` on 9092.
+    (tmp_path / PORTS_FILE).write_text(json.dumps(dict(DEFAULT_PORTS)), encoding="utf-8")
+    broker = LocalKafka(tmp_path)
+    assert broker._saved_ports() == {}

@@ -1,6 +1,7 @@
 """Start and stop one real Apache Kafka node (KRaft: broker and controller in one JVM).
 
-The node binds 127.0.0.1 only, on free ports, with three client listeners:
+The node binds 127.0.0.1 only, with three client listeners (on free ports, or on the
+ports it is asked to prefer, which ``kafka-esm local-kafka up`` does, kept across restarts):
 PLAINTEXT, SASL_SSL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and SSL with required
 client certificates, and the StandardAuthorizer enforcing ACLs on the secured ones.
 For fault-injection tests a node can be restarted on its data (``restart``), and a
@@ -10,6 +11,7 @@ listener can advertise another port (``advertise``: a proxy the test controls).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -20,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import Final
 
 from runtime.devtools import processes
 from runtime.devtools.local_kafka import jars
@@ -36,6 +39,15 @@ from runtime.devtools.pki import write_local_pki
 
 HOST = "127.0.0.1"
 STATE_FILE = "state.json"
+PORTS_FILE = "ports.json"
+"""The ports of the last start, kept through a restart of the same home (``up`` again)."""
+DEFAULT_PORTS: Final[Mapping[str, int]] = {
+    PLAINTEXT: 9092,
+    CONTROLLER: 9093,
+    SSL: 9094,
+    SASL_SSL: 9096,
+}
+"""What ``local-kafka up`` prefers: Kafka's 9092, and MSK's 9094 (TLS) and 9096 (SASL)."""
 SHARE_VERSION = 1
 """The ``share.version`` feature level formatted in: 1 turns share groups (KIP-932) on."""
 MIN_RECORD_LOCK_MS = 1000
@@ -60,8 +72,12 @@ class LocalKafka:
         cache_dir: Path | None = None,
         *,
         advertise: Mapping[str, int] | None = None,
+        preferred_ports: Mapping[str, int] | None = None,
     ) -> None:
         self.home = home.resolve()
+        self.preferred_ports = dict(preferred_ports or {})
+        self.port_notices: list[str] = []
+        """Preferred ports that were taken, and the ones used instead (after ``start``)."""
         self.cache_dir = cache_dir or jars.default_cache_dir()
         self.state_path = self.home / STATE_FILE
         self.advertise = _checked_advertise(advertise or {})
@@ -75,10 +91,11 @@ class LocalKafka:
         so that a crashed test run never leaves a broker behind.
         """
         libs = jars.ensure_broker_jars(self.cache_dir)
+        previous = self._saved_ports()
         self._reset_home()
         self._die_with_parent = die_with_parent
-        ports = processes.free_ports(4)
-        listeners = {PLAINTEXT: ports[0], SASL_SSL: ports[1], SSL: ports[2], CONTROLLER: ports[3]}
+        listeners = self._choose_ports(previous)
+        (self.home / PORTS_FILE).write_text(json.dumps(listeners), encoding="utf-8")
         passwords = {user: secrets.token_urlsafe(18) for user in USERS}
         key_password = secrets.token_urlsafe(12)
         pki = write_local_pki(self.home / "pki", key_password)
@@ -173,6 +190,36 @@ class LocalKafka:
         return info is not None and info.pid is not None and self._is_our_broker(info.pid)
 
     # -- steps -----------------------------------------------------------------------
+    def _saved_ports(self) -> dict[str, int]:
+        """The ports of this home's last start, when ports are preferred at all."""
+        path = self.home / PORTS_FILE
+        if not self.preferred_ports or not path.is_file():
+            return {}
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            return {}
+        valid = isinstance(saved, dict) and set(saved) == set(DEFAULT_PORTS)
+        return saved if valid and all(isinstance(p, int) for p in saved.values()) else {}
+
+    def _choose_ports(self, previous: Mapping[str, int]) -> dict[str, int]:
+        """Each listener's port: the last one, else the preferred one, else a free one
+        (then a notice says which preferred port was taken)."""
+        names = (PLAINTEXT, SASL_SSL, SSL, CONTROLLER)
+        spare = iter(processes.free_ports(len(names)))
+        chosen: dict[str, int] = {}
+        for name in names:
+            wanted = previous.get(name) or self.preferred_ports.get(name)
+            if wanted is not None and processes.port_free(wanted):
+                chosen[name] = wanted
+                continue
+            chosen[name] = next(spare)
+            if wanted is not None:
+                self.port_notices.append(
+                    f"{name} port {wanted} is taken: using {chosen[name]} instead"
+                )
+        return chosen
+
     def _reset_home(self) -> None:
         if self.is_running():
             raise BrokerStartError(f"a broker from {self.home} is already running")

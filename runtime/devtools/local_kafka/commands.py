@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from runtime.devtools.local_kafka import jars
-from runtime.devtools.local_kafka.broker import LocalKafka
+from runtime.devtools.local_kafka.broker import DEFAULT_PORTS, LocalKafka
 from runtime.devtools.local_kafka.settings import PLAINTEXT, SASL_SSL, SSL, SUPER_USER, ClusterInfo
 
 NOT_RUNNING_EXIT = 3
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Carry out ``args.action``; return the process exit code."""
-    broker = LocalKafka(args.home or default_home())
+    broker = LocalKafka(args.home or default_home(), preferred_ports=DEFAULT_PORTS)
     if args.action == "up":
         return _up(broker, args.json, out)
     if args.action == "down":
@@ -68,6 +68,8 @@ def _up(broker: LocalKafka, as_json: bool, out: TextIO) -> int:
                 file=sys.stderr,
             )
         info = broker.start()
+        for notice in broker.port_notices:
+            print(notice, file=sys.stderr)
         write_client_properties(info, broker.home)
         headline = f"ready in {time.monotonic() - started:.1f} s"
     else:
