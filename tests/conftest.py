@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from runtime.devtools.local_kafka import ClusterInfo, LocalKafka
+from runtime.devtools.local_kafka import ClusterInfo
+from runtime.testing import KafkaTestCluster
 from tests.kafka_helpers import create_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
-    """A real broker: started once per run, or ``KAFKA_BOOTSTRAP_SERVERS`` if set."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield ClusterInfo.external(external)
-        return
-    cache = Path(os.environ.get("KAFKA_ESM_CACHE", REPO_ROOT / ".cache" / "kafka-esm"))
-    broker = LocalKafka(tmp_path_factory.mktemp("kafka"), cache_dir=cache)
-    info = broker.start(die_with_parent=True)
-    try:
-        yield info
-    finally:
-        broker.stop()
+def kafka(kafka_cluster: KafkaTestCluster) -> ClusterInfo:
+    """A real broker: the plugin's ``kafka_cluster`` (one per run, or
+    ``KAFKA_BOOTSTRAP_SERVERS``), as the ``ClusterInfo`` these tests use."""
+    return kafka_cluster.info
 
 
 @pytest.fixture(scope="session")

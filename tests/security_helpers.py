@@ -15,30 +15,15 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AclBinding,
-    AclOperation,
-    AclPermissionType,
     AdminClient,
-    ResourcePatternType,
-    ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
 
-from runtime.definition.model import AclRequirement, EventSourceMapping
+from runtime.definition.model import EventSourceMapping
 from runtime.devtools.local_kafka import ClusterInfo
-
-_RESOURCE = {
-    "Cluster": ResourceType.BROKER,
-    "Group": ResourceType.GROUP,
-    "Topic": ResourceType.TOPIC,
-}
-_OPERATION = {
-    "DescribeConfigs": AclOperation.DESCRIBE_CONFIGS,
-    "Describe": AclOperation.DESCRIBE,
-    "Read": AclOperation.READ,
-    "Write": AclOperation.WRITE,
-}
+from runtime.testing.cluster import acl_bindings
 
 
 def write_secret(folder: Path, doc: dict[str, Any]) -> str:
@@ -110,26 +95,6 @@ def _await_sign_in(kafka: ClusterInfo, name: str, password: str, timeout_s: floa
         except KafkaException:
             time.sleep(0.1)
     raise AssertionError(f"SCRAM user {name} cannot sign in")
-
-
-def acl_bindings(
-    principal: str,
-    acls: Iterable[AclRequirement],
-    permission: AclPermissionType = AclPermissionType.ALLOW,
-) -> list[AclBinding]:
-    """The mapping model's ACL requirements as confluent-kafka bindings."""
-    return [
-        AclBinding(
-            _RESOURCE[acl.resource_type.value],
-            acl.resource_name,
-            ResourcePatternType.LITERAL,
-            principal,
-            "*",
-            _OPERATION[acl.operation.value],
-            permission,
-        )
-        for acl in acls
-    ]
 
 
 def grant(kafka: ClusterInfo, bindings: list[AclBinding]) -> None:

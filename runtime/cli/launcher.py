@@ -73,8 +73,11 @@ def build_poller(
     consumer_overrides: Mapping[str, Any] | None = None,
     *,
     secret_reader: SecretReader | None = None,
+    invoker: Invoker | None = None,
 ) -> Poller:
     """A ready poller; ``consumer_overrides`` add to ``options.poller.consumer_overrides``.
+
+    ``invoker`` replaces ``options.target``'s (the pytest plugin passes a Python callable).
 
     SourceAccessConfigurations secure the consumer: a setup that cannot work raises
     SecurityConfigError (a ValueError) here; secrets are read when the poller starts.
@@ -94,7 +97,7 @@ def build_poller(
     )
     return assemble_poller(
         mapping,
-        options.target.invoker(mapping),
+        invoker or options.target.invoker(mapping),
         poller_options,
         connection=security,
         destination=destination,

@@ -280,6 +280,7 @@ def test_image_is_built_from_the_repository_at_deploy_time_only(full: Built) -> 
     assert (staged / "runtime" / "Dockerfile").is_file()
     assert not (staged / ".venv").exists()  # .dockerignore keeps the context small
     assert not (staged / "constructs_kafka").exists()
+    assert not (staged / "runtime" / "testing").exists()  # the pytest plugin is dev-only
 
 
 def test_service_rolls_back_failed_deployments_in_private_subnets(full: Built) -> None:
