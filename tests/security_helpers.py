@@ -23,7 +23,7 @@ from confluent_kafka.admin import (
 
 from runtime.definition.model import EventSourceMapping
 from runtime.devtools.local_kafka import ClusterInfo
-from runtime.testing.cluster import acl_bindings
+from runtime.devtools.local_kafka.admin import acl_bindings
 
 
 def write_secret(folder: Path, doc: dict[str, Any]) -> str:

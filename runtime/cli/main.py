@@ -15,10 +15,12 @@ from typing import Any, Protocol
 
 from runtime.cli import devtools, health, status
 from runtime.cli import doctor as doctor_command
+from runtime.cli import invoke as invoke_command
 from runtime.cli import run as run_command
 
 demo = devtools.load("demo", "demo")
 local_kafka_commands = devtools.load("local_kafka.commands", "local-kafka")
+generate_event = devtools.load("generate_event", "generate-event")
 
 
 class Command(Protocol):
@@ -39,6 +41,9 @@ COMMANDS: tuple[tuple[str, str, Command], ...] = (
     ("status", "live table: per-partition offsets, lag, records/s, state", status),
     ("health", "exit 0 when the poller's heartbeat is fresh (container HEALTHCHECK)", health),
     ("local-kafka", "a real local Apache Kafka for development and tests", local_kafka_commands),
+    ("generate-event", "print the event the poller sends for records you give (no broker)",
+     generate_event),
+    ("invoke", "call the function once with an event file, as the poller would", invoke_command),
 )  # fmt: skip
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "assemble",
     "assemble_records",
     "build_event",
+    "checked_payload",
     "encode_record",
 ]
 
@@ -364,6 +365,22 @@ class PayloadBuilder:
     def payload(self) -> bytes:
         """The event as sent to Lambda; ``len(payload()) == size``."""
         return _join(self._head, self._groups)
+
+
+def checked_payload(
+    records: Iterable[Record], bootstrap_servers: Sequence[str], limit: int = MAX_PAYLOAD_BYTES
+) -> bytes:
+    """The event for ``records`` as one invocation; EventEncodingError when it would pass
+    ``limit`` (the poller cuts its batches below it, so it never sends such an event)."""
+    builder = PayloadBuilder(bootstrap_servers)
+    for record in records:
+        builder.add(record)
+    if builder.size > limit:
+        raise EventEncodingError(
+            f"the event is {builder.size} bytes: Lambda's limit for one invocation is "
+            f"{limit} bytes (6 MB), and the poller cuts batches below it"
+        )
+    return builder.payload()
 
 
 def build_event(records: Iterable[Record], bootstrap_servers: Sequence[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from runtime.devtools.local_kafka import KAFKA_VERSION
+from runtime.testing import run_mapping
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -77,3 +78,59 @@ def test_up_again_after_down_keeps_the_ports(tmp_path: Path) -> None:
             assert _cli("down", "--home", home).returncode == 0
     assert listeners[0] == listeners[1]
     assert set(listeners[0]) == {"PLAINTEXT", "SASL_SSL", "SSL"}
+
+
+def test_a_hand_written_sasl_mapping_works_with_the_cli_helpers_alone(tmp_path: Path) -> None:
+    # Topic, records, ACLs and secrets from `kafka-esm local-kafka` only: no AdminClient code.
+    home = str(tmp_path / "cluster")
+    up = _cli("up", "--home", home)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "file:// secrets for SourceAccessConfigurations" in up.stdout
+        status = json.loads(_cli("status", "--home", home, "--json").stdout)
+        secrets = status["secrets"]
+        assert {"alice", "bob", "admin", "root-ca", "alice-certificate"} <= set(secrets)
+        passwords = json.loads((Path(home) / "state.json").read_text())["passwords"]
+        assert all(p not in up.stdout for p in passwords.values())
+
+        created = _cli("topic", "create", "orders", "--partitions", "3", "--home", home)
+        assert created.returncode == 0, created.stderr
+        again = _cli("topic", "create", "orders", "--home", home)
+        assert again.returncode == 1 and "already exists" in again.stderr
+        listed = json.loads(_cli("topic", "list", "--json", "--home", home).stdout)
+        assert listed["orders"] == 3
+        wrote = _cli("produce", "orders", "one", "two", "--key", "k", "--home", home)
+        assert wrote.returncode == 0 and "wrote 2 record(s)" in wrote.stdout
+
+        mapping = {
+            "FunctionName": "f",
+            "Topics": ["orders"],
+            "StartingPosition": "TRIM_HORIZON",
+            "SelfManagedEventSource": {
+                "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [status["listeners"]["SASL_SSL"]]}
+            },
+            "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "orders-consumer"},
+            "SourceAccessConfigurations": [
+                {"Type": "SASL_SCRAM_512_AUTH", "URI": secrets["alice"]},
+                {"Type": "SERVER_ROOT_CA_CERTIFICATE", "URI": secrets["root-ca"]},
+            ],
+        }
+        path = tmp_path / "m.json"
+        path.write_text(json.dumps(mapping))
+        bad = _cli("acl", "grant", "--mapping", str(path), "--principal", "alice", "--home", home)
+        assert bad.returncode == 2 and "must be User:<name>" in bad.stderr
+        dry = _cli("acl", "grant", "--mapping", str(path), "--principal", "User:alice",
+                   "--dry-run", "--home", home)  # fmt: skip
+        assert "would grant: ALLOW User:alice Read on Topic orders" in dry.stdout
+        granted = _cli("acl", "grant", "--mapping", f"file://{path}", "--principal",
+                       "User:alice", "--home", home)  # fmt: skip
+        assert granted.returncode == 0, granted.stderr
+        assert granted.stdout.count("granted: ALLOW User:alice") == 5
+
+        with run_mapping(mapping, lambda event, context: None) as run:
+            run.wait_for(records=2, timeout=60)
+        assert sorted(run.values()) == [b"one", b"two"]
+    finally:
+        assert _cli("down", "--home", home).returncode == 0
+    stopped = _cli("topic", "list", "--home", home)
+    assert stopped.returncode == 3 and "local-kafka up" in stopped.stderr

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from runtime.devtools.local_kafka import jars
+from runtime.devtools.local_kafka import admin, jars, tools
 from runtime.devtools.local_kafka.broker import DEFAULT_PORTS, LocalKafka
 from runtime.devtools.local_kafka.settings import PLAINTEXT, SASL_SSL, SSL, SUPER_USER, ClusterInfo
 
@@ -22,15 +22,30 @@ def default_home() -> Path:
     return jars.default_cache_dir() / "local-cluster"
 
 
+_ACTIONS = {
+    "up": "fetch (once), format and start a local broker; print how to reach it",
+    "down": "stop the local broker (SIGTERM, wait, then SIGKILL)",
+    "status": "say whether the local broker runs and where",
+    "topic": "create a topic (auto-creation is off) or list them",
+    "acl": "grant a principal exactly the ACLs a mapping needs",
+    "produce": "write sample records: values on the command line, or JSON lines",
+}
+_TOOL_FLAGS = {
+    "topic": tools.add_topic_arguments,
+    "acl": tools.add_acl_arguments,
+    "produce": tools.add_produce_arguments,
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``local-kafka`` sub-commands."""
-    actions = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status}")
-    for name, summary in (
-        ("up", "fetch (once), format and start a local broker; print how to reach it"),
-        ("down", "stop the local broker (SIGTERM, wait, then SIGKILL)"),
-        ("status", "say whether the local broker runs and where"),
-    ):
-        action = actions.add_parser(name, help=summary, description=summary)
+    actions = parser.add_subparsers(
+        dest="action", required=True, metavar="{" + ",".join(_ACTIONS) + "}"
+    )
+    for name, summary in _ACTIONS.items():
+        action = actions.add_parser(
+            name, help=summary, description=summary, formatter_class=parser.formatter_class
+        )
         action.add_argument(
             "--home",
             type=Path,
@@ -41,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action.add_argument(
             "--json", action="store_true", help="print JSON (the listeners, without passwords)"
         )
+        if name in _TOOL_FLAGS:
+            _TOOL_FLAGS[name](action)
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -55,7 +72,17 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         else:
             print("local Kafka stopped" if stopped else "no local Kafka was running", file=out)
         return 0
-    return _status(broker, args.json, out)
+    if args.action == "status":
+        return _status(broker, args.json, out)
+    info = broker.info() if broker.is_running() else None
+    if info is None:
+        print(
+            f"kafka-esm local-kafka {args.action}: no local Kafka is running "
+            f"in {broker.home}: start one with kafka-esm local-kafka up",
+            file=sys.stderr,
+        )
+        return NOT_RUNNING_EXIT
+    return tools.run(args.action, info, args, out)
 
 
 def _up(broker: LocalKafka, as_json: bool, out: TextIO) -> int:
@@ -71,6 +98,7 @@ def _up(broker: LocalKafka, as_json: bool, out: TextIO) -> int:
         for notice in broker.port_notices:
             print(notice, file=sys.stderr)
         write_client_properties(info, broker.home)
+        admin.write_local_secrets(info, broker.home)
         headline = f"ready in {time.monotonic() - started:.1f} s"
     else:
         headline = "already running"
@@ -114,6 +142,7 @@ def _describe(info: ClusterInfo, home: Path, headline: str, as_json: bool, out: 
             "client_properties": {
                 n: str(home / f"client-{n.lower()}.properties") for n in info.listeners
             },
+            "secrets": local_secrets(home),
         }
         print(json.dumps(public, indent=2), file=out)
         return
@@ -136,7 +165,20 @@ def _describe(info: ClusterInfo, home: Path, headline: str, as_json: bool, out: 
     for name in info.listeners:
         settings = " ".join(f"{k}={_mask(k, v)}" for k, v in _client_settings(info, name).items())
         print(f"  {home / f'client-{name.lower()}.properties'}\n    {settings}", file=out)
-    print("ACLs are enforced on SASL_SSL and SSL. Stop with: kafka-esm local-kafka down", file=out)
+    print("file:// secrets for SourceAccessConfigurations (URI):", file=out)
+    for name, uri in local_secrets(home).items():
+        print(f"  {name:<18} {uri}", file=out)
+    print(
+        "ACLs are enforced on SASL_SSL and SSL: kafka-esm local-kafka acl grant "
+        "--mapping m.json --principal User:alice. Stop with: kafka-esm local-kafka down",
+        file=out,
+    )
+
+
+def local_secrets(home: Path) -> dict[str, str]:
+    """The ready-made secrets ``up`` wrote, by name (``alice``, ``root-ca``, ...)."""
+    folder = home / admin.SECRETS_DIR
+    return {p.stem: p.as_uri() for p in sorted(folder.glob("*.json"))}
 
 
 def write_client_properties(info: ClusterInfo, home: Path) -> None:
