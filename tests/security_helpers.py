@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -22,15 +21,13 @@ from confluent_kafka.admin import (
 )
 
 from runtime.definition.model import EventSourceMapping
-from runtime.devtools.local_kafka import ClusterInfo
+from runtime.devtools.local_kafka import ClusterInfo, admin
 from runtime.devtools.local_kafka.admin import acl_bindings
 
 
 def write_secret(folder: Path, doc: dict[str, Any]) -> str:
     """Write ``doc`` as a secret file and return its ``file://`` URI."""
-    path = folder / f"secret-{uuid.uuid4().hex[:8]}.json"
-    path.write_text(json.dumps(doc), encoding="utf-8")
-    return f"file://{path}"
+    return admin.write_secret(folder, doc)
 
 
 def root_ca_doc(kafka: ClusterInfo, *, other: bool = False) -> dict[str, str]:
@@ -43,10 +40,7 @@ def client_certificate_doc(
     kafka: ClusterInfo, client: str, key_form: str = "plain"
 ) -> dict[str, str]:
     """A CLIENT_CERTIFICATE_TLS_AUTH secret for one of the local PKI's clients."""
-    doc = {
-        "certificate": kafka.pki.client_cert(client).read_text(encoding="utf-8"),
-        "privateKey": kafka.pki.client_key(client, key_form).read_text(encoding="utf-8"),
-    }
+    doc = admin.client_certificate_secret(kafka, client, key_form)
     if key_form != "plain":
         doc["privateKeyPassword"] = kafka.key_password or ""
     return doc

@@ -27,7 +27,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 )
 
 from runtime.definition.model import AclRequirement
-from runtime.devtools.local_kafka.settings import SASL_MECHANISMS, ClusterInfo
+from runtime.devtools.local_kafka.settings import ClusterInfo
 from runtime.records import Record
 
 TIMEOUT_S = 30.0
@@ -178,11 +178,14 @@ def root_ca_secret(info: ClusterInfo) -> dict[str, str]:
     return {"certificate": info.pki.ca.read_text(encoding="utf-8")}
 
 
-def client_certificate_secret(info: ClusterInfo, client: str) -> dict[str, str]:
-    """A CLIENT_CERTIFICATE_TLS_AUTH document for a local client (its CN is the user)."""
+def client_certificate_secret(
+    info: ClusterInfo, client: str, key_form: str = "plain"
+) -> dict[str, str]:
+    """A CLIENT_CERTIFICATE_TLS_AUTH document for a local client (its CN is the user);
+    an encrypted ``key_form`` needs ``privateKeyPassword`` added."""
     return {
         "certificate": info.pki.client_cert(client).read_text(encoding="utf-8"),
-        "privateKey": info.pki.client_key(client, "plain").read_text(encoding="utf-8"),
+        "privateKey": info.pki.client_key(client, key_form).read_text(encoding="utf-8"),
     }
 
 
@@ -202,8 +205,8 @@ def write_local_secrets(info: ClusterInfo, home: Path) -> dict[str, str]:
 
 def sasl_access(secret_uri: str, root_ca_uri: str, mechanism: str) -> list[dict[str, str]]:
     """SourceAccessConfigurations for SASL over TLS with a private root CA."""
-    if mechanism not in SASL_MECHANISMS:
-        raise ValueError(f"mechanism {mechanism!r} is not one of {', '.join(SASL_MECHANISMS)}")
+    if mechanism not in SASL_AUTH_TYPES:
+        raise ValueError(f"mechanism {mechanism!r} is not one of {', '.join(SASL_AUTH_TYPES)}")
     return [
         {"Type": SASL_AUTH_TYPES[mechanism], "URI": secret_uri},
         {"Type": "SERVER_ROOT_CA_CERTIFICATE", "URI": root_ca_uri},
