@@ -13,6 +13,7 @@ from runtime.cli.options import (
     add_mapping_argument,
     parse_settings,
 )
+from runtime.cli.terminal import painter_for, width_of
 from runtime.doctor.model import DoctorInputs
 from runtime.doctor.report import run_doctor
 from runtime.invokers import MAX_TIMEOUT_S
@@ -55,7 +56,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
         timeout_s=args.timeout,
     )
     report = run_doctor(inputs)
-    print(report.to_json() if args.json else report.render(), file=out)
+    if args.json:
+        print(report.to_json(), file=out)
+    else:
+        print(report.render(width_of(out), painter_for(out)), file=out)
     if not args.json and inputs.security.allow_insecure_sasl:
         print(f"note: {ALLOW_INSECURE_SASL_ENV} is set (local use only)", file=err)
     return 0 if report.ok else FAILED_EXIT

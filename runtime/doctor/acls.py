@@ -20,6 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 
 from runtime.definition.model import AclOperation, AclRequirement, AclResourceType
 from runtime.doctor.cluster import AUTHZ_ERROR, ClusterView, refused
+from runtime.doctor.fixes import acl_command
 from runtime.doctor.model import CheckResult, DoctorInputs, Findings, Status
 
 __all__ = ["check_acls"]
@@ -39,7 +40,9 @@ def check_acls(inputs: DoctorInputs, found: Findings) -> list[CheckResult]:
         status, detail = _probe_for(acl)(cluster, acl)
         name = f"ACL {acl.operation.value} {acl.resource_type.value}"
         if status is Status.FAIL:
-            rows.append(CheckResult(5, name, status, detail, AUTHZ_ERROR, _acl_command(acl, found)))
+            principal = found.principal or "User:<principal>"
+            fix = acl_command(acl, found.mapping, principal, inputs.mapping_path)
+            rows.append(CheckResult(5, name, status, detail, AUTHZ_ERROR, fix))
         else:
             rows.append(CheckResult(5, name, status, detail))
     return rows
@@ -159,15 +162,3 @@ def _await(
         elif error.code() in errors:
             return error
     return None
-
-
-def _acl_command(acl: AclRequirement, found: Findings) -> str:
-    resource = {
-        AclResourceType.CLUSTER: "--cluster",
-        AclResourceType.GROUP: f"--group {acl.resource_name}",
-        AclResourceType.TOPIC: f"--topic {acl.resource_name}",
-    }[acl.resource_type]
-    return (
-        f"kafka-acls.sh --bootstrap-server <broker> --add --allow-principal "
-        f"{found.principal or 'User:<principal>'} --operation {acl.operation.value} {resource}"
-    )

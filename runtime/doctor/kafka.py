@@ -7,7 +7,9 @@ import re
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, not in __all__
     AdminClient,
+    ConfigResource,
     OffsetSpec,
+    ResourceType,
 )
 from cryptography import x509
 
@@ -17,9 +19,11 @@ from runtime.definition.vocabulary import (
     SERVER_FAILED_TO_AUTHENTICATE,
 )
 from runtime.doctor.cluster import AUTHZ_ERROR, ClusterView, LogCapture, client_config, refused
+from runtime.doctor.fixes import topic_command
 from runtime.doctor.model import CheckResult, DoctorInputs, Findings, Status, aws_error
 from runtime.observability.state import MappingStopped, StateTransitionReason, problem
-from runtime.security.plan import AuthMethod, classify_client_error
+from runtime.security.plan import AuthMethod, classify_client_error, is_loopback
+from runtime.security.principal import LOCAL_PRINCIPAL_RULES, certificate_principal
 from runtime.security.session import sign_in
 
 __all__ = ["check_authentication", "check_group", "check_topic"]
@@ -59,7 +63,8 @@ def check_authentication(inputs: DoctorInputs, found: Findings) -> list[CheckRes
     errors: list[KafkaError] = []
     admin = AdminClient(client_config(found, captured, error_cb=errors.append))
     broker_id, refused = sign_in(admin, errors, found.plan.method, inputs.timeout_s)
-    found.principal = _principal(found)
+    rules = _mapping_rules(admin, broker_id, inputs.timeout_s) if broker_id is not None else None
+    found.principal = _principal(found, rules)
     if broker_id is not None:
         found.broker_id = broker_id
         how = found.plan.sasl_mechanism or found.plan.method.value
@@ -105,16 +110,33 @@ def _no_answer(
     return CheckResult(4, "authentication", Status.FAIL, f"{detail}: {hint}", error, fix)
 
 
-def _principal(found: Findings) -> str:
-    assert found.plan is not None
+def _principal(found: Findings, rules: str | None) -> str:
+    """The principal the broker sees; for mTLS its mapping rules applied to the subject
+    (unreadable rules: the local broker's on loopback, Kafka's default elsewhere)."""
+    assert found.plan is not None and found.mapping is not None
     if found.plan.method is AuthMethod.SASL:
         return f"User:{found.settings.get('sasl.username', '?')}"
     pem = found.settings.get("ssl.certificate.pem")
     if found.plan.method is AuthMethod.MTLS and isinstance(pem, str):
         subject = x509.load_pem_x509_certificates(pem.encode("ascii"))[0].subject
-        # Kafka's default principal; ssl.principal.mapping.rules may shorten it (CN only).
-        return f"User:{subject.rfc4514_string()}"
+        if rules is None and all(is_loopback(s) for s in found.mapping.bootstrap_servers):
+            rules = LOCAL_PRINCIPAL_RULES
+        return certificate_principal(subject.rfc4514_string(), rules)
     return "User:ANONYMOUS"
+
+
+_RULES_KEY = "ssl.principal.mapping.rules"
+
+
+def _mapping_rules(admin: AdminClient, broker_id: int, timeout_s: float) -> str | None:
+    """The broker's principal mapping rules, or None where DescribeConfigs is denied."""
+    resource = ConfigResource(ResourceType.BROKER, str(broker_id))
+    try:
+        configs = admin.describe_configs([resource])[resource].result(timeout=timeout_s)
+    except KafkaException:
+        return None
+    entry = configs.get(_RULES_KEY)
+    return None if entry is None or entry.value is None else str(entry.value)
 
 
 # --- 6. topic ---------------------------------------------------------------------------
@@ -127,7 +149,7 @@ def check_topic(inputs: DoctorInputs, found: Findings) -> list[CheckResult]:
     if found.topic_partitions is None and not found.topic_missing:
         ClusterView(inputs, found).topic_unknown()
     if found.topic_missing:
-        fix = f"create it (kafka-topics.sh --create --topic {topic}) or correct Topics"
+        fix = topic_command(found.mapping)
         detail = f"topic {topic} does not exist"
         return [CheckResult(6, "topic", Status.FAIL, detail, "none: Lambda polls nothing", fix)]
     if found.topic_partitions is None:

@@ -7,7 +7,6 @@ ever holds a secret value, so the report is safe to print, log and paste.
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.cli.launcher import InvokeTarget
+from runtime.cli.terminal import Colour, Painter
 from runtime.definition.model import EventSourceMapping
 from runtime.observability.state import MappingStopped
 from runtime.security.plan import SecurityOptions, SecurityPlan
@@ -128,50 +128,89 @@ class DoctorReport:
         }
         return json.dumps(document, indent=2)
 
-    def render(self, width: int | None = None) -> str:
-        """The report as a text table: step, check, result, AWS error, fix."""
-        total = width or min(max(shutil.get_terminal_size((132, 24)).columns, 120), 160)
-        rows = [
-            (
-                str(r.step),
-                r.check,
-                f"{r.status.value.upper()}  {r.detail}",
-                r.aws_error or NO_AWS_ERROR,
-                r.fix or NO_AWS_ERROR,
-            )
-            for r in self.results
-        ]
-        header = ("#", "CHECK", "RESULT", "AWS ERROR", "FIX")
+    def render(self, width: int = 132, paint: Painter | None = None) -> str:
+        """The report as text ``width`` columns wide: a table (step, check, result, AWS
+        error, fix) from 100 columns, else one block per check. ``paint`` colours the
+        status words (the CLI passes one that is off for pipes and NO_COLOR)."""
+        paint = paint or Painter(enabled=False)
         lines = [f"kafka-esm doctor: {self.source}", ""]
-        lines += _table(header, rows, _widths(total))
-        lines += ["", self._summary()]
+        if width >= TABLE_MIN_WIDTH:
+            lines += _table(self.results, _widths(width), paint)
+        else:
+            lines += _blocks(self.results, max(width, 40), paint)
+        lines += ["", self._summary(paint)]
         return "\n".join(lines)
 
-    def _summary(self) -> str:
+    def _summary(self, paint: Painter) -> str:
         failed, warned = self.count(Status.FAIL), self.count(Status.WARN)
-        verdict = "FAILED" if failed else "OK"
+        verdict = paint("FAILED", Colour.RED) if failed else paint("OK", Colour.GREEN)
         return f"{verdict}: {failed} failed, {warned} warnings, {self.count(Status.PASS)} passed"
+
+
+TABLE_MIN_WIDTH = 100
+"""Below this many columns the report is one block per check instead of a table."""
+
+_COLOURS = {
+    Status.PASS: Colour.GREEN,
+    Status.WARN: Colour.YELLOW,
+    Status.FAIL: Colour.RED,
+    Status.SKIP: Colour.DIM,
+}
+_HEADER = ("#", "CHECK", "RESULT", "AWS ERROR", "FIX")
+_STATUS_WIDTH = 4
 
 
 def _widths(total: int) -> tuple[int, ...]:
     fixed = 1 + 20 + 4 * 2  # step, check, gaps
-    free = max(total - fixed, 60)
-    result, aws = free * 3 // 8, max(free * 2 // 7, 30)  # AWS error names fit a line
+    free = total - fixed
+    result, aws = free * 3 // 8, max(free * 2 // 7, 24)  # AWS error names fit a line
     return (1, 20, result, aws, free - result - aws)
 
 
-def _table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]
-) -> list[str]:
-    lines = [_line(header, widths), _line(["-" * w for w in widths], widths)]
-    for row in rows:
-        cells = [
-            textwrap.wrap(text, w, break_on_hyphens=False) or [""]
-            for text, w in zip(row, widths, strict=True)
-        ]
+def _table(results: Sequence[CheckResult], widths: Sequence[int], paint: Painter) -> list[str]:
+    lines = [_line(_HEADER, widths), _line(["-" * w for w in widths], widths)]
+    for r in results:
+        row = (
+            str(r.step),
+            r.check,
+            f"{r.status.value.upper()}  {r.detail}",
+            r.aws_error or NO_AWS_ERROR,
+            r.fix or NO_AWS_ERROR,
+        )
+        cells = [_wrap(text, w) for text, w in zip(row, widths, strict=True)]
         for index in range(max(len(c) for c in cells)):
-            lines.append(_line([c[index] if index < len(c) else "" for c in cells], widths))
+            line = _line([c[index] if index < len(c) else "" for c in cells], widths)
+            lines.append(_paint_status(line, r.status, paint) if index == 0 else line)
     return lines
+
+
+def _blocks(results: Sequence[CheckResult], width: int, paint: Painter) -> list[str]:
+    lines: list[str] = []
+    indent = "    "
+    for r in results:
+        status = paint(r.status.value.upper().ljust(_STATUS_WIDTH), _COLOURS[r.status])
+        lines.append(f"{r.step}. {status}  {r.check}")
+        parts = [r.detail]
+        parts += [f"AWS error: {r.aws_error}"] if r.aws_error else []
+        parts += [f"fix: {r.fix}"] if r.fix else []
+        for part in parts:
+            lines += [indent + text for text in _wrap(part, width - len(indent))]
+    return lines
+
+
+def _paint_status(line: str, status: Status, paint: Painter) -> str:
+    """Colour the status word in a table row's first line (after step and check)."""
+    word = status.value.upper()
+    at = 1 + 2 + 20 + 2
+    if not paint.enabled or line[at : at + len(word)] != word:
+        return line
+    return line[:at] + paint(word, _COLOURS[status]) + line[at + len(word) :]
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width``, broken at spaces (a word longer than a line, such as
+    an ARN, is cut where it must be: nothing is lost or reordered)."""
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
 
 
 def _line(cells: Sequence[str], widths: Sequence[int]) -> str:

@@ -52,6 +52,7 @@ __all__ = [
     "SecurityPlan",
     "classify_client_error",
     "client_creation_failure",
+    "is_loopback",
     "plan_security",
     "resolve_security",
     "secret_failure",
@@ -252,7 +253,7 @@ def _check_insecure_sasl(mapping: EventSourceMapping, given: str, options: Secur
             f"{given} would send SASL credentials without TLS; AWS runs SASL over TLS only "
             f"(SASL_SSL). For a local broker set {ALLOW_INSECURE_SASL_ENV}=1"
         )
-    remote = [s for s in mapping.bootstrap_servers if not _is_loopback(s)]
+    remote = [s for s in mapping.bootstrap_servers if not is_loopback(s)]
     if remote:
         raise SecurityConfigError(
             f"{given} is allowed by {ALLOW_INSECURE_SASL_ENV} for loopback brokers only; "
@@ -260,7 +261,8 @@ def _check_insecure_sasl(mapping: EventSourceMapping, given: str, options: Secur
         )
 
 
-def _is_loopback(server: str) -> bool:
+def is_loopback(server: str) -> bool:
+    """True for ``localhost`` or a loopback address (``host:port``, IPv6 in brackets)."""
     host = server.rsplit(":", 1)[0].strip("[]")
     if host == "localhost":
         return True

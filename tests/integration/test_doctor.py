@@ -23,7 +23,7 @@ from runtime.definition.model import AclOperation, AclRequirement, AclResourceTy
 from runtime.devtools.local_kafka import ClusterInfo
 from runtime.doctor.model import CheckResult, DoctorInputs, DoctorReport, Status
 from runtime.doctor.report import run_doctor
-from tests.cli_helpers import kafka_esm
+from tests.cli_helpers import KAFKA_ESM, kafka_esm, run_kafka_esm
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
 from tests.security_helpers import (
@@ -329,6 +329,40 @@ def test_each_required_acl_missing(
     else:
         assert row.status is Status.PASS and "implied by Read" in row.detail
         assert report.ok, report.render()
+
+
+def test_an_mtls_acl_fix_names_the_mapped_principal_and_works_as_given(
+    secured_kafka: ClusterInfo, tmp_path: Path, names: tuple[str, str]
+) -> None:
+    access = [
+        _client_certificate(secured_kafka, tmp_path, "alice"),
+        _root_ca(secured_kafka, tmp_path),
+    ]
+    doc = mapping_request(secured_kafka.address("SSL"), *names, access)
+    produce(secured_kafka.plaintext_config(), names[0], [b"x"])
+    before = _doctor(doc, tmp_path)
+    assert "signed in as User:alice " in _row(before, "authentication").detail
+    fix = _row(before, "ACL DescribeConfigs Cluster").fix or ""
+    helper = fix.split(" (every ACL")[0]
+    mapping = tmp_path / "mapping.json"
+    assert helper == f"kafka-esm local-kafka acl grant --mapping {mapping} --principal User:alice"
+    assert f"kafka-acls.sh --bootstrap-server {secured_kafka.address('SSL')} " in fix
+    granted = run_kafka_esm([*KAFKA_ESM, *helper.split()[1:], "--home", str(secured_kafka.home)])
+    assert granted.returncode == 0, granted.stderr
+    after = _doctor(doc, tmp_path)
+    assert after.ok, after.render()
+
+
+def test_the_principal_follows_the_brokers_mapping_rules(
+    secured_kafka: ClusterInfo, tmp_path: Path, names: tuple[str, str]
+) -> None:
+    access = [
+        _client_certificate(secured_kafka, tmp_path, "admin"),
+        _root_ca(secured_kafka, tmp_path),
+    ]
+    report = _doctor(mapping_request(secured_kafka.address("SSL"), *names, access), tmp_path)
+    # admin may DescribeConfigs, so the rules come from the broker (see test_principal.py)
+    assert "signed in as User:admin " in _row(report, "authentication").detail
 
 
 @pytest.mark.parametrize("resource", [AclResourceType.GROUP, AclResourceType.TOPIC])

@@ -36,6 +36,7 @@ from runtime.devtools.local_kafka.settings import (
     ClusterInfo,
 )
 from runtime.devtools.pki import write_local_pki
+from runtime.security.principal import LOCAL_PRINCIPAL_RULES
 
 HOST = "127.0.0.1"
 STATE_FILE = "state.json"
@@ -396,7 +397,7 @@ def _server_properties(
         "ssl.truststore.type": "PEM",
         "ssl.truststore.location": str(ca),
         "listener.name.ssl.ssl.client.auth": "required",
-        "ssl.principal.mapping.rules": "RULE:^CN=([a-zA-Z0-9._-]+).*$/$1/,DEFAULT",
+        "ssl.principal.mapping.rules": LOCAL_PRINCIPAL_RULES,
         # SASL on the SASL_SSL listener only.
         "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "listener.name.sasl_ssl.plain.sasl.jaas.config": plain_jaas,
