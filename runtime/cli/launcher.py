@@ -44,6 +44,8 @@ class InvokeTarget:
     qualifier: str | None = None
     region: str | None = None
     timeout_s: float = MAX_TIMEOUT_S
+    reload: bool = False
+    """Re-import the local handler when its files change (``--reload``)."""
 
     def invoker(self, mapping: EventSourceMapping) -> Invoker:
         """The invoker for the mapping's FunctionName."""
@@ -55,6 +57,7 @@ class InvokeTarget:
             qualifier=self.qualifier,
             region=self.region,
             timeout_s=self.timeout_s,
+            reload=self.reload,
         )
 
 

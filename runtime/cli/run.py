@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=PollerOptions.drain_timeout_s,
         help="seconds in-flight batches may finish after a stop signal",
     )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="re-import the --handler's code when its files change, between invocations"
+        " (nothing is lost or skipped; a failed reload keeps the previous code)",
+    )
     _add_function_dir_arguments(parser)
     add_consumer_config_argument(parser)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
@@ -206,6 +212,8 @@ def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, e
         # As `python -m` and Lambda's task root: a handler.py in this folder imports as is.
         sys.path.insert(0, os.getcwd())
     try:
+        if args.reload and args.handler is None:
+            raise ValueError("--reload needs --handler: it re-imports a local Python handler")
         overrides = parse_settings(args.consumer_config)
         options = LaunchOptions(
             InvokeTarget(
@@ -215,6 +223,7 @@ def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, e
                 args.qualifier,
                 args.region,
                 args.function_timeout,
+                reload=args.reload,
             ),
             PollerOptions(
                 max_concurrency=args.max_concurrency,

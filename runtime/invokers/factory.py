@@ -33,8 +33,11 @@ def invoker_from_config(
     qualifier: str | None = None,
     region: str | None = None,
     timeout_s: float = MAX_TIMEOUT_S,
+    reload: bool = False,
 ) -> Invoker:
-    """Build the invoker for ``function_name``; see the module docstring for the rules."""
+    """Build the invoker for ``function_name``; see the module docstring for the rules.
+
+    ``reload`` re-imports a local ``handler`` when its source files change."""
     if endpoint_kind not in ENDPOINT_KINDS:
         raise ValueError(
             f"endpoint_kind={endpoint_kind!r} is not valid: must be one of {list(ENDPOINT_KINDS)}"
@@ -46,7 +49,11 @@ def invoker_from_config(
                 "needs no endpoint"
             )
         return LocalHandlerInvoker(
-            handler, function_name=function_name, timeout_s=timeout_s, region=region
+            handler,
+            function_name=function_name,
+            timeout_s=timeout_s,
+            region=region,
+            reload=reload,
         )
     if endpoint_kind in ("invoke-http", "rie"):
         if endpoint_url is None:

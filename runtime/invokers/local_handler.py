@@ -29,6 +29,7 @@ from .params import (
     check_function_name,
     check_timeout,
 )
+from .reloader import HandlerReloader
 from .result import (
     SANDBOX_TIMEOUT_ERROR_TYPE,
     ErrorKind,
@@ -167,12 +168,20 @@ class LocalHandlerInvoker:
         timeout_s: float = MAX_TIMEOUT_S,
         memory_limit_in_mb: int = 128,
         region: str | None = None,
+        reload: bool = False,
     ) -> None:
         # A spec string is imported; a callable (tests, embedding) is used as it is.
         self._spec = (
             handler if isinstance(handler, str) else getattr(handler, "__name__", "handler")
         )
-        self._handler = load_handler(handler) if isinstance(handler, str) else handler
+        self._reloader: HandlerReloader | None = None
+        if reload:
+            if not isinstance(handler, str):
+                raise ValueError("reload=True needs a handler spec 'module:function'")
+            self._reloader = HandlerReloader(handler, load_handler)
+            self._handler = self._reloader.current()
+        else:
+            self._handler = load_handler(handler) if isinstance(handler, str) else handler
         self._timeout_s = check_timeout(timeout_s)
         name = check_function_name(function_name)
         if name.startswith("arn:"):
@@ -222,9 +231,10 @@ class LocalHandlerInvoker:
             timeout_s=self._timeout_s,
         )
         outcome = _Outcome()
+        handler = self._reloader.current() if self._reloader else self._handler
         worker = threading.Thread(
             target=self._run,
-            args=(event, context, outcome),
+            args=(handler, event, context, outcome),
             name=f"handler-{request_id}",
             daemon=True,
         )
@@ -233,9 +243,9 @@ class LocalHandlerInvoker:
             return outcome.result
         return self._timed_out(request_id, wait_s)
 
-    def _run(self, event: Any, context: LambdaContext, outcome: _Outcome) -> None:
+    def _run(self, handler: Handler, event: Any, context: LambdaContext, outcome: _Outcome) -> None:
         try:
-            value = self._handler(event, context)
+            value = handler(event, context)
         except BaseException as exc:  # a handler's SystemExit is an error too, as in Lambda
             outcome.result = _error_reply(context.aws_request_id, _exception_body(exc))
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,10 @@ def test_up_status_down_leaves_no_broker(tmp_path: Path) -> None:
     try:
         assert up.returncode == 0, up.stderr
         assert "ready in" in up.stdout
+        phases = re.findall(r"^\[\s*(\d+\.\d) s\] (\w+)", up.stderr, re.MULTILINE)
+        assert [word for _, word in phases][-4:] == ["writing", "formatting", "starting", "writing"]
+        stamps = [float(at) for at, _ in phases]
+        assert stamps == sorted(stamps), up.stderr
         for listener in ("PLAINTEXT", "SASL_SSL", "SSL"):
             assert f"  {listener} " in up.stdout
         status = _cli("status", "--home", home, "--json")

@@ -86,3 +86,46 @@ def test_an_invalid_mapping_does_not_start(tmp_path: Path) -> None:
     assert done.stderr.startswith("ESM_CONFIG_NOT_VALID: ")
     assert "BatchSize: 0" in done.stderr
     assert "StartingPosition" in done.stderr
+
+
+_FAILING = "def main(event, context):\n    raise KeyError('not fixed yet')\n"
+_FIXED = """import os
+
+def main(event, context):
+    with open(os.environ["DELIVERED_LOG"], "a", encoding="utf-8") as log:
+        for records in event["records"].values():
+            log.writelines(f"{r['offset']}\\n" for r in records)
+"""
+
+
+def test_reload_picks_up_a_fix_and_loses_no_record(
+    kafka: ClusterInfo, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = topic_factory()
+    produce(kafka.plaintext_config(), topic, [b"r%d" % i for i in range(10)])
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps(mapping_doc(kafka, topic, BatchSize=4)))
+    handler, log = tmp_path / "app.py", tmp_path / "delivered.log"
+    handler.write_text(_FAILING)
+    command = kafka_esm("run", mapping, "--handler", f"{handler}:main", "--reload")
+    errors = tmp_path / "stderr.log"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env={**os.environ, "DELIVERED_LOG": str(log)},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: "not fixed yet" in errors.read_text(), process)  # retrying
+            handler.write_text(_FIXED)
+            _wait_for(lambda: log.exists() and "9\n" in log.read_text(), process)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    delivered = [int(line) for line in log.read_text().split()]
+    assert sorted(set(delivered)) == list(range(10)), errors.read_text()[-3000:]
+    assert "reloaded handler" in errors.read_text()
+    assert committed(kafka, f"group-{topic}", topic) == [10]

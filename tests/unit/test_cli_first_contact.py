@@ -215,3 +215,11 @@ class _Terminal(io.StringIO):
 def test_emf_goes_to_stdout_unless_it_is_a_terminal(choice: str, terminal: bool, emf: bool) -> None:
     stream = _Terminal() if terminal else io.StringIO()
     assert emf_wanted(choice, stream) is emf
+
+
+def test_reload_without_a_local_handler_is_refused(mapping: Path) -> None:
+    done = run_kafka_esm(
+        kafka_esm("run", mapping, "--endpoint-url", "http://127.0.0.1:1", "--reload")
+    )
+    assert done.returncode == 2
+    assert "--reload needs --handler" in done.stderr and "Traceback" not in done.stderr

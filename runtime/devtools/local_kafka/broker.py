@@ -36,6 +36,7 @@ from runtime.devtools.local_kafka.settings import (
     ClusterInfo,
 )
 from runtime.devtools.pki import write_local_pki
+from runtime.devtools.progress import Progress
 from runtime.security.principal import LOCAL_PRINCIPAL_RULES
 
 HOST = "127.0.0.1"
@@ -85,13 +86,25 @@ class LocalKafka:
         self._die_with_parent = False
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self, *, die_with_parent: bool = False, timeout_s: float = 60.0) -> ClusterInfo:
+    def start(
+        self,
+        *,
+        die_with_parent: bool = False,
+        timeout_s: float = 60.0,
+        progress: Progress | None = None,
+    ) -> ClusterInfo:
         """Fetch (if needed), format and start the node; return once clients can connect.
 
         ``die_with_parent`` asks the kernel to kill the JVM when this process dies,
-        so that a crashed test run never leaves a broker behind.
+        so that a crashed test run never leaves a broker behind. ``progress`` hears
+        each phase (the fetch, the PKI, formatting, starting, waiting for metadata).
         """
-        libs = jars.ensure_broker_jars(self.cache_dir)
+        say = progress.phase if progress else _quiet
+        if not jars.is_cached(self.cache_dir):
+            say(f"fetching Apache Kafka {jars.KAFKA_VERSION} (once) into {self.cache_dir}")
+        libs = jars.ensure_broker_jars(
+            self.cache_dir, on_progress=progress.detail if progress else None
+        )
         previous = self._saved_ports()
         self._reset_home()
         self._die_with_parent = die_with_parent
@@ -99,6 +112,7 @@ class LocalKafka:
         (self.home / PORTS_FILE).write_text(json.dumps(listeners), encoding="utf-8")
         passwords = {user: secrets.token_urlsafe(18) for user in USERS}
         key_password = secrets.token_urlsafe(12)
+        say("writing the local certificates (CA, broker, clients)")
         pki = write_local_pki(self.home / "pki", key_password)
         config = self.home / "server.properties"
         config.write_text(
@@ -113,8 +127,10 @@ class LocalKafka:
             encoding="utf-8",
         )
         config.chmod(0o600)
+        say("formatting the KRaft storage")
         self._format(libs, config, passwords)
         process = self._spawn(libs, config, die_with_parent)
+        say(f"starting the broker (pid {process.pid}); waiting for its listeners and metadata")
         info = ClusterInfo(
             listeners={
                 name: f"{HOST}:{port}" for name, port in listeners.items() if name != CONTROLLER
@@ -316,6 +332,10 @@ class LocalKafka:
         except OSError:
             return False
         return b"kafka.Kafka" in cmdline and str(self.home).encode() in cmdline
+
+
+def _quiet(_: str) -> None:
+    """No progress wanted."""
 
 
 def _cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:

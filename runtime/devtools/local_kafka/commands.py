@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import TextIO
 
 from runtime.devtools.local_kafka import admin, jars, tools
 from runtime.devtools.local_kafka.broker import DEFAULT_PORTS, LocalKafka
 from runtime.devtools.local_kafka.settings import PLAINTEXT, SASL_SSL, SSL, SUPER_USER, ClusterInfo
+from runtime.devtools.progress import Progress
 
 NOT_RUNNING_EXIT = 3
 """``status`` exit code when no broker runs (as ``systemctl status`` does)."""
@@ -87,19 +87,15 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 def _up(broker: LocalKafka, as_json: bool, out: TextIO) -> int:
     info = broker.info() if broker.is_running() else None
-    started = time.monotonic()
     if info is None:
-        if not jars.is_cached(broker.cache_dir):
-            print(
-                f"fetching Apache Kafka {jars.KAFKA_VERSION} into {broker.cache_dir} (once)",
-                file=sys.stderr,
-            )
-        info = broker.start()
+        progress = Progress(sys.stderr)
+        info = broker.start(progress=progress)
         for notice in broker.port_notices:
             print(notice, file=sys.stderr)
+        progress.phase("writing client settings and file:// secrets")
         write_client_properties(info, broker.home)
         admin.write_local_secrets(info, broker.home)
-        headline = f"ready in {time.monotonic() - started:.1f} s"
+        headline = f"ready in {progress.elapsed():.1f} s"
     else:
         headline = "already running"
     _describe(info, broker.home, headline, as_json, out)

@@ -8,9 +8,12 @@ of launching a broker with a partial classpath.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+from collections import deque
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -54,8 +57,17 @@ def is_cached(cache_dir: Path, version: str = KAFKA_VERSION) -> bool:
     return (libs_dir(cache_dir, version) / _COMPLETE_MARKER).is_file()
 
 
-def ensure_broker_jars(cache_dir: Path | None = None, version: str = KAFKA_VERSION) -> Path:
-    """Return the classpath folder, downloading the jars only if they are not cached."""
+Listener = Callable[[str], None]
+
+
+def ensure_broker_jars(
+    cache_dir: Path | None = None,
+    version: str = KAFKA_VERSION,
+    on_progress: Listener | None = None,
+) -> Path:
+    """Return the classpath folder, downloading the jars only if they are not cached.
+
+    ``on_progress`` hears ``"N artifacts, X.X MB"`` as Maven downloads them."""
     # Absolute: mvn resolves a relative output folder against its temporary POM.
     cache_dir = (cache_dir or default_cache_dir()).resolve()
     target = libs_dir(cache_dir, version)
@@ -67,11 +79,11 @@ def ensure_broker_jars(cache_dir: Path | None = None, version: str = KAFKA_VERSI
             "Maven ('mvn') is needed once to fetch the Kafka broker jars into "
             f"{target}; install Maven 3.8+ or put the jars there yourself"
         )
-    _download(mvn, target, version)
+    _download(mvn, target, version, on_progress or (lambda _: None))
     return target
 
 
-def _download(mvn: str, target: Path, version: str) -> None:
+def _download(mvn: str, target: Path, version: str, on_progress: Listener) -> None:
     pom_text = (
         resources.files("runtime.devtools.local_kafka")
         .joinpath("kafka-fetch-pom.xml")
@@ -87,18 +99,38 @@ def _download(mvn: str, target: Path, version: str) -> None:
         pom.write_text(pom_text, encoding="utf-8")
         command = [
             mvn,
-            "-B",
-            "-q",
+            "-B",  # no colours; Maven still names each download, which feeds the progress
             "-f",
             str(pom),
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={target}",
         ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
+        returncode, tail = _run_maven(command, on_progress)
+    if returncode != 0:
         raise BrokerFetchError(
             f"mvn could not fetch org.apache.kafka:kafka_2.13:{version}:\n" + "\n".join(tail)
         )
     (target / _COMPLETE_MARKER).write_text(version, encoding="utf-8")
+
+
+_DOWNLOADED = re.compile(r"^Downloaded from \S+: \S+ \((\d+(?:\.\d+)?) (B|kB|MB|GB)")
+_UNITS = {"B": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
+
+
+def _run_maven(command: list[str], on_progress: Listener) -> tuple[int, list[str]]:
+    """Run Maven, telling ``on_progress`` of each artifact; the exit code and last lines."""
+    tail: deque[str] = deque(maxlen=15)
+    artifacts, size = 0, 0.0
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as maven:
+        assert maven.stdout is not None
+        for line in maven.stdout:
+            tail.append(line.rstrip())
+            found = _DOWNLOADED.match(line.removeprefix("[INFO] "))
+            if found:
+                artifacts += 1
+                size += float(found[1]) * _UNITS[found[2]]
+                on_progress(f"{artifacts} artifacts, {size / 1e6:.1f} MB")
+    return maven.returncode, list(tail)
