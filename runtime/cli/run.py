@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -208,9 +207,6 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
 
 
 def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, err: TextIO) -> int:
-    if args.handler is not None and os.getcwd() not in sys.path:
-        # As `python -m` and Lambda's task root: a handler.py in this folder imports as is.
-        sys.path.insert(0, os.getcwd())
     try:
         if args.reload and args.handler is None:
             raise ValueError("--reload needs --handler: it re-imports a local Python handler")

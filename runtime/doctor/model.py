@@ -130,7 +130,7 @@ class DoctorReport:
 
     def render(self, width: int = 132, paint: Painter | None = None) -> str:
         """The report as text ``width`` columns wide: a table (step, check, result, AWS
-        error, fix) from 100 columns, else one block per check. ``paint`` colours the
+        error, fix) from 120 columns, else one block per check. ``paint`` colours the
         status words (the CLI passes one that is off for pipes and NO_COLOR)."""
         paint = paint or Painter(enabled=False)
         lines = [f"kafka-esm doctor: {self.source}", ""]
@@ -147,7 +147,7 @@ class DoctorReport:
         return f"{verdict}: {failed} failed, {warned} warnings, {self.count(Status.PASS)} passed"
 
 
-TABLE_MIN_WIDTH = 100
+TABLE_MIN_WIDTH = 120
 """Below this many columns the report is one block per check instead of a table."""
 
 _COLOURS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import threading
 import time
@@ -112,8 +113,12 @@ def load_handler(spec: str) -> Handler:
 
 def _import(module_name: str) -> ModuleType:
     """The module, by name or, for a ``.py`` path, from that file with its folder on
-    ``sys.path`` (as Lambda's task root is), so that its sibling imports work."""
+    ``sys.path`` (as Lambda's task root is), so that its sibling imports work. A module
+    name resolves from the current folder too, as ``python -m`` does."""
     if not module_name.endswith(".py"):
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.insert(0, cwd)
         return importlib.import_module(module_name)
     path = Path(module_name).resolve()
     if not path.is_file():

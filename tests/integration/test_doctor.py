@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import subprocess
 import zipfile
@@ -517,6 +518,7 @@ def test_the_command_prints_a_table_and_json_and_exits_1_on_failure(
             [*command, *extra],
             check=False,
             cwd=REPO_ROOT,
+            env={**os.environ, "COLUMNS": "140"},  # a table; a 100-column pipe gets blocks
             capture_output=True,
             text=True,
             timeout=120,
