@@ -20,6 +20,7 @@ from runtime.cli.options import (
     add_mapping_argument,
     parse_settings,
 )
+from runtime.cli.terminal import Colour, Painter, painter_for
 from runtime.definition.model import (
     EventSourceMapping,
     MappingLoadError,
@@ -32,6 +33,7 @@ from runtime.observability.state import MappingStopped, StateTransitionReason
 from runtime.observability.status import (
     ASSIGNED,
     CAUGHT_UP,
+    INVOKING,
     POLLING,
     UNASSIGNED,
     StatusDocument,
@@ -117,14 +119,16 @@ def render(
     documents: Sequence[StatusDocument],
     policy: ScalingPolicy,
     now: float,
+    paint: Painter | None = None,
 ) -> str:
-    """The whole screen as text."""
+    """The whole screen as text; ``paint`` colours states (off for pipes, NO_COLOR)."""
+    paint = paint or Painter(enabled=False)
     lines = [
         f"Mapping {mapping.uuid}  function {mapping.function_name}",
         f"Topic {mapping.topic}  group {mapping.consumer_group_id}"
         + (f" ({group.state}, {len(group.members)} members)" if group else ""),
     ]
-    lines.extend(_poller_lines(documents, now))
+    lines.extend(_poller_lines(documents, now, paint))
     header = ("PARTITION", "COMMITTED", "END", "LAG", "RECORDS/S", "STATE", "OWNER")
     table = [header] + [
         (
@@ -142,9 +146,12 @@ def render(
     table.append(("TOTAL", "", "", str(lag.total), f"{sum(rates):.1f}" if rates else "-", "", ""))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines.append("")
-    lines.extend(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
-    )
+    state_column = header.index("STATE")
+    for index, row in enumerate(table):
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        if 0 < index < len(table) - 1:  # not the header, not TOTAL
+            cells[state_column] = paint(cells[state_column], _STATE_COLOURS.get(row[5], Colour.DIM))
+        lines.append("  ".join(cells).rstrip())
     lines.append("")
     desired = policy.desired(lag.total, lag.partition_count)
     lines.append(
@@ -154,15 +161,25 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def _poller_lines(documents: Sequence[StatusDocument], now: float) -> list[str]:
+_STATE_COLOURS = {
+    INVOKING: Colour.GREEN,
+    POLLING: Colour.GREEN,
+    CAUGHT_UP: Colour.GREEN,
+    ASSIGNED: Colour.YELLOW,
+    UNASSIGNED: Colour.RED,
+}
+
+
+def _poller_lines(documents: Sequence[StatusDocument], now: float, paint: Painter) -> list[str]:
     if not documents:
         return ["State unknown: no poller status document (is a poller running on this machine?)"]
     lines = []
     for document in documents:
         age = max(now - document.updated_at, 0.0)
-        stale = "  STALE" if document.is_stale(now) else ""
+        stale = "  " + paint("STALE", Colour.RED) if document.is_stale(now) else ""
+        colour = Colour.GREEN if document.state == "Enabled" else Colour.YELLOW
         lines.append(
-            f"Poller {document.poller_id}  State {document.state}"
+            f"Poller {document.poller_id}  State {paint(document.state, colour)}"
             f" ({document.state_transition_reason})"
             f"  LastProcessingResult {document.last_processing_result}"
             f"  updated {age:.0f}s ago{stale}"
@@ -218,11 +235,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     reader = LagReader(mapping, settings)
     directory = args.status_dir or default_status_dir(mapping)
     live = not args.once and out.isatty()
+    paint = painter_for(out)
     previous: LagSnapshot | None = None
     try:
         while True:
             try:
-                screen, previous = _screen(mapping, reader, directory, policy, previous)
+                screen, previous = _screen(
+                    mapping, reader, directory, policy, previous, paint=paint
+                )
             except LagReadError as exc:
                 if args.once:
                     print(f"kafka-esm status: {exc}", file=err)
@@ -243,6 +263,8 @@ def _screen(
     directory: Path,
     policy: ScalingPolicy,
     previous: LagSnapshot | None,
+    *,
+    paint: Painter,
 ) -> tuple[str, LagSnapshot]:
     lag = reader.read()
     try:
@@ -252,7 +274,9 @@ def _screen(
     documents, problems = read_status_documents(directory)
     now = time.time()
     rows = partition_rows(lag, group, documents, previous, now)
-    screen = render(mapping, lag, rows, group=group, documents=documents, policy=policy, now=now)
+    screen = render(
+        mapping, lag, rows, group=group, documents=documents, policy=policy, now=now, paint=paint
+    )
     for problem in problems:
         screen += f"ignored: {problem}\n"
     return screen, lag

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,6 +13,7 @@ import pytest
 
 from runtime.cli import status as status_command
 from runtime.cli.status import partition_rows, render
+from runtime.cli.terminal import Painter
 from runtime.definition.model import parse_mapping
 from runtime.observability.lag import (
     GroupMember,
@@ -200,6 +202,27 @@ def test_screen_shows_state_result_table_and_desired_pollers() -> None:
     assert lines[6].split() == ["1", "0", "0", "0", "0.0", "caught-up", "41@box"]
     assert lines[7].split() == ["TOTAL", "20", "10.0"]
     assert lines[-1] == "OffsetLag 20  MaxOffsetLag 20  DesiredPollerCount 2 (lag per poller 15)"
+
+
+def test_a_terminal_sees_states_in_colour_and_the_same_text() -> None:
+    mapping = parse_mapping(MAPPING_DOC)
+    lag = _lag(NOW, (10, 30), (0, 0))
+    rows = partition_rows(lag, None, [_document()], None, NOW)
+    screens = [
+        render(
+            mapping,
+            lag,
+            rows,
+            group=None,
+            documents=[_document()],
+            policy=ScalingPolicy(15),
+            now=NOW,
+            paint=Painter(enabled=on),
+        )
+        for on in (False, True)
+    ]
+    assert "\033[32mEnabled\033[0m" in screens[1] and "\033[32minvoking" in screens[1]
+    assert re.sub(r"\x1b\[[0-9;]*m", "", screens[1]) == screens[0]
 
 
 def test_screen_says_when_no_poller_reports_its_state() -> None:
