@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,8 +22,11 @@ from runtime.definition.model import (
     EventSourceMapping,
     MappingLoadError,
     MappingValidationError,
+    aws_only_problems,
+    aws_provisioned_mode_problems,
     load_mapping,
 )
+from runtime.definition.rules import PROVISIONED_RULE
 from runtime.invokers import MAX_TIMEOUT_S
 from runtime.observability.logs import configure_logging
 from runtime.observability.publishers import (
@@ -33,6 +37,8 @@ from runtime.observability.publishers import (
 from runtime.observability.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
 from runtime.observability.state import MappingStopped, StateTransitionReason
 from runtime.pipeline.poller import PollerOptions
+
+log = logging.getLogger("runtime.cli.run")
 
 CONFIG_NOT_VALID_EXIT = 2
 MAPPING_STOPPED_EXIT = 3
@@ -59,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=number(float, 0),
         default=PollerOptions.drain_timeout_s,
         help="seconds in-flight batches may finish after a stop signal",
+    )
+    parser.add_argument(
+        "--aws-strict",
+        action="store_true",
+        help="refuse what CreateEventSourceMapping would refuse: fields AWS allows only with"
+        " ProvisionedPollerConfig, file:// secrets, filters over the quota",
     )
     parser.add_argument(
         "--reload",
@@ -176,11 +188,32 @@ def _reporting(args: argparse.Namespace) -> ReportingOptions:
     )
 
 
+def check_deployable(mapping: EventSourceMapping, *, strict: bool) -> None:
+    """Features AWS offers only with ProvisionedPollerConfig run here in every mode, but
+    a deployment must know: warn once, naming each field; ``strict`` (``--aws-strict``)
+    refuses them, and everything else CreateEventSourceMapping refuses (``file://``
+    secrets, filters over the quota), with the rule texts the constructs use."""
+    provisioned = aws_provisioned_mode_problems(mapping)
+    if strict:
+        problems = provisioned + aws_only_problems(mapping)
+        if problems:
+            raise MappingValidationError(problems, source=f"{mapping.function_name} (--aws-strict)")
+        return
+    if provisioned:
+        fields = ", ".join(p.field for p in provisioned)
+        log.warning(
+            "%s: %s; --aws-strict refuses the mapping here as CreateEventSourceMapping would",
+            fields,
+            PROVISIONED_RULE,
+        )
+
+
 def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     """Load, validate and run the mapping; return the exit code."""
     configure_logging(args.log_level)
     try:
         mapping = load_mapping(args.mapping)
+        check_deployable(mapping, strict=args.aws_strict)
     except (MappingLoadError, MappingValidationError) as exc:
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT

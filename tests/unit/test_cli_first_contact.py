@@ -223,3 +223,30 @@ def test_reload_without_a_local_handler_is_refused(mapping: Path) -> None:
     )
     assert done.returncode == 2
     assert "--reload needs --handler" in done.stderr and "Traceback" not in done.stderr
+
+
+PROVISIONED_ONLY = {"MaximumRetryAttempts": 2, "BisectBatchOnFunctionError": True}
+
+
+def test_fields_aws_keeps_for_provisioned_mode_warn_once_and_still_run(tmp_path: Path) -> None:
+    mapping = _mapping_file(tmp_path / "m.json", Enabled=False, **PROVISIONED_ONLY)
+    done = run_kafka_esm(kafka_esm("run", mapping, *HANDLER))
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "ProvisionedPollerConfig" in line]
+    assert len(warnings) == 1
+    assert "MaximumRetryAttempts, BisectBatchOnFunctionError: needs provisioned mode" in warnings[0]
+
+
+def test_aws_strict_refuses_what_create_event_source_mapping_refuses(tmp_path: Path) -> None:
+    mapping = _mapping_file(
+        tmp_path / "m.json",
+        **PROVISIONED_ONLY,
+        SourceAccessConfigurations=[{"Type": "BASIC_AUTH", "URI": "file:///tmp/login.json"}],
+    )
+    done = run_kafka_esm(kafka_esm("run", mapping, *HANDLER, "--aws-strict"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("ESM_CONFIG_NOT_VALID: ")
+    assert "MaximumRetryAttempts: 2 needs provisioned mode in AWS Lambda" in done.stderr
+    assert "SourceAccessConfigurations[0].URI" in done.stderr  # file:// too: all at once
+    fine = _mapping_file(tmp_path / "ok.json", Enabled=False)
+    assert run_kafka_esm(kafka_esm("run", fine, *HANDLER, "--aws-strict")).returncode == 0
