@@ -134,12 +134,11 @@ def validate_mapping(
     return check.problems
 
 
-def source_topic(doc: Mapping[str, Any]) -> str | None:
-    """The mapping's one topic when it is a plain, valid string."""
+def source_topics(doc: Mapping[str, Any]) -> set[str]:
+    """Every string in ``Topics``, even when the list itself breaks a rule: a destination
+    equal to any of them is a loop, reported beside the other problems."""
     topics = doc.get("Topics")
-    if isinstance(topics, list) and len(topics) == 1 and isinstance(topics[0], str):
-        return topics[0] if v.TOPIC.fullmatch(topics[0]) else None
-    return None
+    return {t for t in topics if isinstance(t, str)} if isinstance(topics, list) else set()
 
 
 def _function_and_topic(check: Checker, doc: Mapping[str, Any]) -> None:
@@ -290,7 +289,7 @@ def _destination(check: Checker, doc: Mapping[str, Any]) -> None:
         check.fail(
             path, value, "must be an SQS queue, SNS topic or S3 bucket ARN, or kafka://<topic>"
         )
-    elif kind is v.DestinationKind.KAFKA and value.removeprefix("kafka://") == source_topic(doc):
+    elif kind is v.DestinationKind.KAFKA and value.removeprefix("kafka://") in source_topics(doc):
         check.fail(path, value, "must not be the source topic (Lambda refuses the loop)")
 
 

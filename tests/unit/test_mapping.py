@@ -596,6 +596,25 @@ def test_destination_rules(destination: str, fragment: str) -> None:
     assert_problem(doc, "DestinationConfig.OnFailure.Destination", fragment)
 
 
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"BatchSize": 0},
+        {"StartingPosition": "BOGUS"},
+        {"Topics": ["orders", "payments"]},  # the list breaks a rule; orders is still a loop
+        {"SelfManagedEventSource": {"Endpoints": {}}},
+        {"Bogus": 1},
+    ],
+)
+def test_a_loop_to_the_source_topic_is_reported_beside_other_problems(
+    broken: dict[str, Any],
+) -> None:
+    doc = minimal(DestinationConfig={"OnFailure": {"Destination": "kafka://orders"}}, **broken)
+    problems = validate_mapping(doc)
+    loops = [p for p in problems if "must not be the source topic" in p.rule]
+    assert len(loops) == 1 and len(problems) >= 2, problems
+
+
 def test_on_success_destination_is_refused() -> None:
     doc = minimal(DestinationConfig={"OnSuccess": {"Destination": QUEUE}})
     assert rules_at(doc, "DestinationConfig.OnSuccess") == [
