@@ -210,3 +210,10 @@ SASL_AUTHENTICATION_FAILED: Final = "SASL authentication failed"
 SERVER_FAILED_TO_AUTHENTICATE: Final = "Server failed to authenticate Lambda"
 LAMBDA_FAILED_TO_AUTHENTICATE_SERVER: Final = "Lambda failed to authenticate server"
 INVALID_CERTIFICATE_OR_KEY: Final = "Provided certificate or private key is invalid"
+
+LOCAL_ACCOUNT: Final = "000000000000"
+"""The account in ARNs made up where the real one is not known (a bare FunctionName with
+a local handler or a ``kafka://`` destination): the local handler's context and every
+failure record's ``functionArn`` use it, so an ARN is always an ARN."""
+LOCAL_REGION: Final = "us-east-1"
+"""The region of such ARNs when neither ``--region``/``AWS_REGION`` nor an ARN gives one."""

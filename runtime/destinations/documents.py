@@ -5,9 +5,9 @@ function ARN, ``condition``, ``approximateInvokeCount``), ``responseContext`` (n
 when the function never saw the records), ``version``, ``timestamp`` and
 ``KafkaBatchInfo`` with string offsets and ISO-8601 timestamps per ``<topic>-<partition>``.
 S3 gets the same plus ``payload``: the whole event as an escaped JSON string. A
-``kafka://`` destination gets one record per failed record, whose document carries
-``recordInfo`` for that record and the one-record event as a JSON object. Everything
-here is pure: the writers in ``runtime.destinations.writers`` only move bytes.
+``kafka://`` destination gets each failed record itself (key, value, headers) with the
+failure metadata appended as ``kafka-esm-*`` headers. Everything here is pure: the
+writers in ``runtime.destinations.writers`` only move bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from runtime.definition.model import EventSourceMapping
+from runtime.definition.vocabulary import LOCAL_ACCOUNT, LOCAL_REGION
 from runtime.invokers import InvokeResult
 from runtime.pipeline.event import assemble_records
 from runtime.pipeline.failures import Condition
@@ -29,9 +30,6 @@ from runtime.records import Record
 VERSION: Final = "1.0"
 S3_KEY_PREFIX: Final = "aws/lambda"
 
-# AWS's page on Kafka topic destinations spells the retry condition differently from its
-# page on SQS, SNS and S3 destinations; each destination gets the spelling AWS documents.
-_KAFKA_CONDITIONS: Final = {Condition.RETRY_ATTEMPTS_EXHAUSTED: "RetriesExhausted"}
 _ARN_PARTS: Final = 6
 
 
@@ -133,14 +131,14 @@ class DocumentContext:
 def function_arn(
     function_name: str, region: str | None, account: str | None, partition: str = "aws"
 ) -> str:
-    """The function's ARN; the name as configured when region or account is unknown."""
+    """The function's ARN, always an ARN: an unknown account is ``LOCAL_ACCOUNT`` and an
+    unknown region ``LOCAL_REGION`` (see ``runtime.definition.vocabulary``)."""
     if function_name.startswith("arn:"):
         return function_name
     parts = function_name.split(":")
     if len(parts) >= 3 and parts[1] == "function":  # <account>:function:<name>[:<qualifier>]
         account, parts = parts[0], parts[2:]
-    if not region or not account:
-        return function_name
+    region, account = region or LOCAL_REGION, account or LOCAL_ACCOUNT
     return f"arn:{partition}:lambda:{region}:{account}:function:{':'.join(parts)}"
 
 
@@ -162,25 +160,71 @@ def failure_document(
     return document
 
 
-def kafka_documents(
-    failure: Failure, context: DocumentContext
-) -> list[tuple[Record, dict[str, Any]]]:
-    """One document per failed record, as a ``kafka://`` destination receives them."""
-    condition = _KAFKA_CONDITIONS.get(failure.condition, failure.condition.value)
-    documents = []
-    for record, fragment in zip(failure.records, failure.fragments, strict=True):
-        event = assemble_records((record,), (fragment,), context.bootstrap_servers)
-        document = _envelope(failure, context, condition)
+FAILURE_HEADER_PREFIX: Final = "kafka-esm-"
+"""Prefix of the failure metadata headers on a ``kafka://`` destination's records."""
+
+
+@dataclass(frozen=True)
+class KafkaFailureRecord:
+    """What a ``kafka://`` destination writes for one failed record: the record itself
+    (key, value and headers unchanged) with the failure metadata appended as headers."""
+
+    source: Record
+    headers: tuple[tuple[str, bytes | None], ...]
+
+    @property
+    def key(self) -> bytes | None:
+        """The failed record's key, so the record lands where its key sends it."""
+        return self.source.key
+
+    @property
+    def value(self) -> bytes | None:
+        """The failed record's value, byte for byte (None for a tombstone)."""
+        return self.source.value
+
+    def header(self, name: str) -> bytes | None:
+        """The last header called ``name`` (metadata headers come last)."""
+        return next((v for k, v in reversed(self.headers) if k == name), None)
+
+
+def kafka_failure_records(failure: Failure, context: DocumentContext) -> list[KafkaFailureRecord]:
+    """One record per failed record, as a ``kafka://`` destination receives them.
+
+    Headers, after the record's own: ``kafka-esm-condition``, ``-source-topic``,
+    ``-source-partition``, ``-source-offset``, ``-source-timestamp`` (ISO-8601),
+    ``-function-arn``, ``-mapping-uuid``, ``-approximate-invoke-count``, ``-request-id``,
+    and ``kafka-esm-failure``: the SQS document's fields (requestContext, responseContext,
+    version, timestamp, KafkaBatchInfo with this record's recordInfo) as compact JSON.
+    """
+    out = []
+    for record in failure.records:
+        document = _envelope(failure, context, failure.condition.value)
         document["KafkaBatchInfo"] = {
             "batchSize": 1,
             "eventSourceArn": context.event_source_arn,
             "bootstrapServers": ",".join(context.bootstrap_servers),
-            "payloadSize": len(event),
-            "recordInfo": {"offset": str(record.offset), "timestamp": iso_ms(record.timestamp_ms)},
+            "recordInfo": {
+                "topic": record.topic,
+                "partition": str(record.partition),
+                "offset": str(record.offset),
+                "timestamp": iso_ms(record.timestamp_ms),
+            },
         }
-        document["payload"] = json.loads(event)
-        documents.append((record, document))
-    return documents
+        metadata = {
+            "condition": failure.condition.value,
+            "source-topic": record.topic,
+            "source-partition": str(record.partition),
+            "source-offset": str(record.offset),
+            "source-timestamp": iso_ms(record.timestamp_ms) or "",
+            "function-arn": context.function_arn,
+            "mapping-uuid": context.mapping_uuid,
+            "approximate-invoke-count": str(failure.invoke_count),
+            "request-id": failure.request_id,
+        }
+        headers = [(FAILURE_HEADER_PREFIX + k, v.encode("utf-8")) for k, v in metadata.items()]
+        headers.append((FAILURE_HEADER_PREFIX + "failure", encode_document(document)))
+        out.append(KafkaFailureRecord(record, (*record.headers, *headers)))
+    return out
 
 
 def records_info(records: Sequence[Record]) -> dict[str, dict[str, str | None]]:

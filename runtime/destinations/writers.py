@@ -27,7 +27,7 @@ from runtime.destinations.documents import (
     Failure,
     encode_document,
     failure_document,
-    kafka_documents,
+    kafka_failure_records,
     s3_object_key,
 )
 
@@ -191,8 +191,9 @@ class S3Destination:
 class KafkaDestination:
     """Produces one record per failed record to a topic of the source cluster.
 
-    Each failure record keeps the key of the record it reports, so keyed records land
-    in the partition Kafka's partitioner picks for that key (unkeyed ones spread).
+    Each failed record is written as it was read (key, value, headers) with the failure
+    metadata appended as ``kafka-esm-*`` headers, so it can be replayed as it is; keyed
+    records land in the partition Kafka's partitioner picks for that key.
     Deliveries are serialized: a delivery waits for every acknowledgement, and records
     the broker did not acknowledge are returned in DeliveryError.remaining. The producer
     is built on the first delivery: ``settings`` is asked then, once the source has read
@@ -240,28 +241,29 @@ class KafkaDestination:
         return f"kafka://{self._topic}"
 
     def deliver(self, failure: Failure) -> None:
-        documents = kafka_documents(failure, self._context)
+        outgoing = kafka_failure_records(failure, self._context)
         errors: dict[int, str] = {}
         with self._lock:
             producer = self._connected()
-            for index, (record, document) in enumerate(documents):
+            for index, message in enumerate(outgoing):
                 errors[index] = "not acknowledged"
                 try:
                     producer.produce(
                         self._topic,
-                        key=record.key,
-                        value=encode_document(document),
+                        key=message.key,
+                        value=message.value,
+                        headers=list(message.headers),
                         on_delivery=_acknowledge(errors, index),
                     )
                 except (KafkaException, BufferError) as exc:
                     errors[index] = str(exc)
             # message.timeout.ms is shorter than this wait: every record is resolved.
             producer.flush(self._timeout_s + 5)
-        failed = [documents[i][0] for i in sorted(errors)]
+        failed = [outgoing[i].source for i in sorted(errors)]
         if failed:
             first = next(iter(errors.values()))
             raise DeliveryError(
-                f"produce to {self.target} failed for {len(failed)} of {len(documents)} "
+                f"produce to {self.target} failed for {len(failed)} of {len(outgoing)} "
                 f"record(s): {first}",
                 remaining=failure.only(failed),
             )

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from runtime.definition.vocabulary import LOCAL_ACCOUNT, LOCAL_REGION
+
 from .params import (
     MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES,
@@ -43,8 +45,6 @@ Handler = Callable[[Any, "LambdaContext"], Any]
 
 LATEST = "$LATEST"
 _UNHANDLED = "Unhandled"
-_LOCAL_ACCOUNT = "000000000000"
-_LOCAL_REGION = "us-east-1"
 _ARN_NAME_INDEX = 6
 
 
@@ -198,8 +198,8 @@ class LocalHandlerInvoker:
                 )
             self._arn, self._name = name, parts[_ARN_NAME_INDEX]
         else:
-            region_name = region or _LOCAL_REGION
-            self._arn = f"arn:aws:lambda:{region_name}:{_LOCAL_ACCOUNT}:function:{name}"
+            region_name = region or LOCAL_REGION
+            self._arn = f"arn:aws:lambda:{region_name}:{LOCAL_ACCOUNT}:function:{name}"
             self._name = name
         if type(memory_limit_in_mb) is not int or not 128 <= memory_limit_in_mb <= 10240:
             raise ValueError(

@@ -41,9 +41,10 @@ REGION = "us-east-1"
 
 
 def produce_keyed(kafka: ClusterInfo, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+    """Each record with its key and a ``trace`` header naming it."""
     producer = Producer({**kafka.plaintext_config(), "acks": "all"})
     for key, value in items:
-        producer.produce(topic, key=key, value=value)
+        producer.produce(topic, key=key, value=value, headers=[("trace", b"t-" + key)])
     assert producer.flush(30) == 0
 
 
@@ -139,17 +140,17 @@ def test_poison_records_go_to_a_kafka_destination_and_everything_is_committed(
 
     assert end_offset(kafka, dlt) == 4
     landed = consume(kafka.plaintext_config(), dlt, f"reader-{dlt}", 4)
-    documents = [json.loads(m.value() or b"null") for m in landed]
-    assert sorted(int(d["KafkaBatchInfo"]["recordInfo"]["offset"]) for d in documents) == sorted(
-        poison
-    )
-    for message, document in zip(landed, documents, strict=True):
-        offset = int(document["KafkaBatchInfo"]["recordInfo"]["offset"])
-        assert message.key() == b"key-%d" % offset
-        assert document["requestContext"]["condition"] == "RetriesExhausted"
-        [sent] = document["payload"]["records"][f"{topic}-0"]
-        assert sent["offset"] == offset
-        assert base64.b64decode(sent["key"]) == message.key()
+    assert sorted(m.value() or b"" for m in landed) == sorted(b"poison-%d" % i for i in poison)
+    for message in landed:  # the record itself, replayable as it is, with its metadata
+        headers = dict(message.headers() or [])
+        offset = int(headers["kafka-esm-source-offset"] or b"-1")
+        assert message.key() == b"key-%d" % offset and message.value() == b"poison-%d" % offset
+        assert (message.headers() or [])[0] == ("trace", b"t-key-%d" % offset)
+        assert headers["kafka-esm-condition"] == b"RetryAttemptsExhausted"
+        assert headers["kafka-esm-source-topic"] == topic.encode()
+        assert (headers["kafka-esm-function-arn"] or b"").startswith(b"arn:aws:lambda:")
+        failure = json.loads(headers["kafka-esm-failure"] or b"{}")
+        assert failure["KafkaBatchInfo"]["recordInfo"]["offset"] == str(offset)
 
     # A restart resumes after everything committed: only new records are delivered.
     produce_keyed(kafka, topic, [(b"key-30", b"good-30")])

@@ -21,7 +21,7 @@ from runtime.destinations.documents import (
     failure_document,
     function_arn,
     iso_ms,
-    kafka_documents,
+    kafka_failure_records,
     records_info,
     s3_object_key,
 )
@@ -180,24 +180,28 @@ def test_a_partial_failure_reply_has_no_function_error() -> None:
     assert document["responseContext"] == {"statusCode": 200, "executedVersion": "7"}
 
 
-def test_kafka_destination_documents_are_one_per_record() -> None:
-    failure = failure_of([rec(49, key=b"a"), rec(50, key=b"b")], invoke_count=3)
-    documents = kafka_documents(failure, CONTEXT)
-    assert [r.offset for r, _ in documents] == [49, 50]
-    record, document = documents[0]
-    one = Failure.of(
-        failure.condition,
-        [record],
-        [encode_record(record)],
-        invoke_count=3,
-        result=FUNCTION_ERROR,
-        now_ms=FAILED_AT,
-    )
-    assert document == {
+def test_a_kafka_destination_gets_each_failed_record_itself_with_metadata_headers() -> None:
+    tombstone = Record("Topic", 0, 50, 1_573_691_884_835, key=b"b", headers=(("trace", b"t1"),))
+    failure = failure_of([rec(49, key=b"a"), tombstone], invoke_count=3)
+    first, second = kafka_failure_records(failure, CONTEXT)
+    assert (first.key, first.value, second.key, second.value) == (b"a", b"value-49", b"b", None)
+    assert second.headers[0] == ("trace", b"t1")  # the record's own headers first, unchanged
+    assert {k: v for k, v in first.headers if k != "kafka-esm-failure"} == {
+        "kafka-esm-condition": b"RetryAttemptsExhausted",
+        "kafka-esm-source-topic": b"Topic",
+        "kafka-esm-source-partition": b"0",
+        "kafka-esm-source-offset": b"49",
+        "kafka-esm-source-timestamp": b"2019-11-14T00:38:04.835Z",
+        "kafka-esm-function-arn": CONTEXT.function_arn.encode(),
+        "kafka-esm-mapping-uuid": UUID.encode(),
+        "kafka-esm-approximate-invoke-count": b"3",
+        "kafka-esm-request-id": b"316aa6d0-8154-xmpl-9af7-85d5f4a6bc81",
+    }
+    assert json.loads(first.header("kafka-esm-failure") or b"") == {
         "requestContext": {
             "requestId": "316aa6d0-8154-xmpl-9af7-85d5f4a6bc81",
             "functionArn": CONTEXT.function_arn,
-            "condition": "RetriesExhausted",
+            "condition": "RetryAttemptsExhausted",
             "approximateInvokeCount": 3,
         },
         "responseContext": {
@@ -211,18 +215,22 @@ def test_kafka_destination_documents_are_one_per_record() -> None:
             "batchSize": 1,
             "eventSourceArn": UUID,
             "bootstrapServers": "b-1:9092,b-2:9092",
-            "payloadSize": len(one.event(CONTEXT.bootstrap_servers)),
-            "recordInfo": {"offset": "49", "timestamp": "2019-11-14T00:38:04.835Z"},
+            "recordInfo": {
+                "topic": "Topic",
+                "partition": "0",
+                "offset": "49",
+                "timestamp": "2019-11-14T00:38:04.835Z",
+            },
         },
-        "payload": event_of(one),
     }
-    assert document["payload"]["records"] == {"Topic-0": [event_of(one)["records"]["Topic-0"][0]]}
 
 
-def test_kafka_documents_keep_the_other_conditions_spelling() -> None:
-    failure = failure_of([rec(1)], Condition.RECORD_AGE_EXCEEDED)
-    [(_, document)] = kafka_documents(failure, CONTEXT)
-    assert document["requestContext"]["condition"] == "RecordAgeExceeded"
+def test_every_destination_spells_the_condition_the_same_way() -> None:
+    for condition in Condition:
+        failure = failure_of([rec(1)], condition)
+        [record] = kafka_failure_records(failure, CONTEXT)
+        sqs = failure_document(failure, CONTEXT)["requestContext"]["condition"]
+        assert record.header("kafka-esm-condition") == sqs.encode() == condition.value.encode()
 
 
 def test_iso_timestamps_have_milliseconds_and_z() -> None:
@@ -276,8 +284,9 @@ def test_failure_only_keeps_what_is_left_with_the_same_identity() -> None:
             None,
             "arn:aws:lambda:us-east-2:1:function:f",
         ),
-        ("f", None, "111122223333", "f"),
-        ("f", "eu-west-1", None, "f"),
+        ("f", None, "111122223333", "arn:aws:lambda:us-east-1:111122223333:function:f"),
+        ("f", "eu-west-1", None, "arn:aws:lambda:eu-west-1:000000000000:function:f"),
+        ("f", None, None, "arn:aws:lambda:us-east-1:000000000000:function:f"),
     ],
 )
 def test_function_arn(name: str, region: str | None, account: str | None, expected: str) -> None:
@@ -305,7 +314,10 @@ def test_context_takes_region_and_account_from_the_destination_arn() -> None:
     assert context.event_source_arn == context.mapping_uuid == UUID
     assert context.bootstrap_servers == ("b-1:9092",)
     s3 = parse_mapping(mapping_doc("arn:aws:s3:::bucket"))
-    assert DocumentContext.for_mapping(s3, region="eu-west-1").function_arn == "myfunction"
+    # an S3 ARN names no account: the documented placeholder, never a bare name
+    assert DocumentContext.for_mapping(s3, region="eu-west-1").function_arn == (
+        "arn:aws:lambda:eu-west-1:000000000000:function:myfunction"
+    )
 
 
 # --------------------------------------------------------------------------- AWS writers (moto)
@@ -466,16 +478,24 @@ class FakeProducer:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.refuse: set[str] = set()
-        self.produced: list[tuple[str, bytes | None, dict[str, Any]]] = []
+        self.produced: list[tuple[str, bytes | None, bytes | None, dict[str, bytes | None]]] = []
         self._pending: list[tuple[Any, str]] = []
 
-    def produce(self, topic: str, *, key: bytes | None, value: bytes, on_delivery: Any) -> None:
-        document = json.loads(value)
-        offset = document["KafkaBatchInfo"]["recordInfo"]["offset"]
+    def produce(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+        on_delivery: Any,
+    ) -> None:
+        named = dict(headers)
+        offset = (named["kafka-esm-source-offset"] or b"").decode()
         if offset in self.refuse:
             self._pending.append((on_delivery, offset))
             return
-        self.produced.append((topic, key, document))
+        self.produced.append((topic, key, value, named))
         self._pending.append((on_delivery, ""))
 
     def flush(self, timeout: float) -> int:
@@ -517,8 +537,12 @@ def test_kafka_destination_produces_one_record_per_failed_record_with_its_key() 
     failure = failure_of([rec(1, key=b"a"), rec(2, key=b"b")])
     destination.deliver(failure)
     [producer] = producers
-    assert [(t, k) for t, k, _ in producer.produced] == [("dlt", b"a"), ("dlt", b"b")]
-    assert [d for _, _, d in producer.produced] == [d for _, d in kafka_documents(failure, CONTEXT)]
+    assert [(t, k, v) for t, k, v, _ in producer.produced] == [
+        ("dlt", b"a", b"value-1"),
+        ("dlt", b"b", b"value-2"),
+    ]
+    expected = [dict(r.headers) for r in kafka_failure_records(failure, CONTEXT)]
+    assert [h for *_, h in producer.produced] == expected
     assert producer.config["acks"] == "all"
     assert producer.config["message.timeout.ms"] == 15_000
     assert destination.target == "kafka://dlt"
@@ -538,11 +562,7 @@ def test_kafka_destination_returns_only_the_unacknowledged_records() -> None:
     assert [r.offset for r in caught.value.remaining.records] == [2]
     producers[0].refuse = set()
     destination.deliver(caught.value.remaining)
-    assert [d["KafkaBatchInfo"]["recordInfo"]["offset"] for _, _, d in producers[0].produced] == [
-        "1",
-        "3",
-        "2",
-    ]
+    assert [h["kafka-esm-source-offset"] for *_, h in producers[0].produced] == [b"1", b"3", b"2"]
 
 
 def test_kafka_destination_refuses_the_source_topic() -> None:

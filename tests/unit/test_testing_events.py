@@ -81,7 +81,9 @@ def test_the_failure_document_is_aws_s() -> None:
     document = failure_document(records)
     assert document["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert document["requestContext"]["approximateInvokeCount"] == 1
-    assert document["requestContext"]["functionArn"] == "my-function"
+    assert document["requestContext"]["functionArn"] == (
+        "arn:aws:lambda:us-east-1:000000000000:function:my-function"
+    )
     assert document["responseContext"]["functionError"] == "Unhandled"
     assert document["KafkaBatchInfo"]["recordsInfo"] == {
         "t-0": {
