@@ -139,7 +139,7 @@ def assemble_poller(
             "records are sent as they are in Kafka"
         )
     parts = PollerParts(
-        source=ConsumerGroupSource(mapping, counters, connection),
+        source=ConsumerGroupSource(mapping, counters, connection, status=status),
         ledger=ledger,
         batcher=Batcher(
             mapping.bootstrap_servers,

@@ -217,3 +217,9 @@ a local handler or a ``kafka://`` destination): the local handler's context and 
 failure record's ``functionArn`` use it, so an ARN is always an ARN."""
 LOCAL_REGION: Final = "us-east-1"
 """The region of such ARNs when neither ``--region``/``AWS_REGION`` nor an ARN gives one."""
+
+CONNECTION_ERROR: Final = (
+    "Connection error. Please check your event source connection configuration."
+)
+"""LastProcessingResult (after ``PROBLEM: ``) while no broker of the cluster answers: the
+start of the message AWS Lambda shows for a mapping that cannot reach its cluster."""

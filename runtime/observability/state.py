@@ -93,6 +93,20 @@ class MappingStatus:
         with self._lock:
             self._result = result
 
+    def swap_result(self, result: str) -> str:
+        """Set LastProcessingResult to ``result``; returns the one it replaced."""
+        with self._lock:
+            previous, self._result = self._result, result
+            return previous
+
+    def replace_result(self, expected: str, result: str) -> bool:
+        """Set ``result`` only while LastProcessingResult is still ``expected``."""
+        with self._lock:
+            if self._result != expected:
+                return False
+            self._result = result
+            return True
+
     def stop(self, stopped: MappingStopped) -> None:
         """Disable the mapping for an error reason, as AWS does."""
         self.record_result(stopped.result)

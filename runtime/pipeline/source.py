@@ -34,8 +34,15 @@ from runtime.definition.vocabulary import (
     CLUSTER_FAILED_TO_AUTHORIZE,
     SASL_AUTHENTICATION_FAILED,
 )
+from runtime.observability.client_errors import RepeatLimiter
 from runtime.observability.counters import Counters, Metric
-from runtime.observability.state import MappingStopped, StateTransitionReason, problem
+from runtime.observability.reachability import STATS_INTERVAL_MS, Reachability
+from runtime.observability.state import (
+    MappingStatus,
+    MappingStopped,
+    StateTransitionReason,
+    problem,
+)
 from runtime.records import PartitionId, Record, TimestampType
 
 log = logging.getLogger("runtime.pipeline.source")
@@ -165,10 +172,15 @@ class ConsumerGroupSource:
         mapping: EventSourceMapping,
         counters: Counters,
         connection: ClientConnection,
+        *,
+        status: MappingStatus | None = None,
     ) -> None:
         self._mapping = mapping
         self._counters = counters
         self._connection = connection
+        self._status = status or MappingStatus()
+        self._reach = Reachability(self._status)
+        self._said = RepeatLimiter(log)
         self._client_errors: list[KafkaError] = []
         self._consumer: Consumer | None = None
         self._listener: AssignmentListener | None = None
@@ -180,6 +192,8 @@ class ConsumerGroupSource:
         settings = consumer_settings(self._mapping, self._connection.connect())
         settings["error_cb"] = self._client_errors.append
         settings["on_commit"] = self._on_commit
+        settings.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
+        settings["stats_cb"] = self._reach.on_stats
         self._cooperative = settings["partition.assignment.strategy"] == "cooperative-sticky"
         self._listener = listener
         self._consumer = self._connection.consumer_factory(settings)
@@ -347,7 +361,7 @@ class ConsumerGroupSource:
                 StateTransitionReason.EVENT_SOURCE_AUTHZ_ERROR, problem(CLUSTER_FAILED_TO_AUTHORIZE)
             )
         self._counters.add(Metric.POLLING_ERROR)
-        log.warning("polling error: %s", error.str(), extra={"code": error.name()})
+        self._said.warning(error.name(), f"polling error: {error.str()}")
 
     def _raise_client_errors(self) -> None:
         errors, self._client_errors[:] = list(self._client_errors), []
@@ -356,7 +370,8 @@ class ConsumerGroupSource:
             if stopped is not None:
                 raise stopped
             self._counters.add(Metric.POLLING_ERROR)
-            log.warning("client error: %s", error.str(), extra={"code": error.name()})
+            self._reach.on_error(error)
+            self._said.warning(error.name(), f"client error: {error.str()}")
 
 
 def _name(tp: TopicPartition) -> str:

@@ -1,0 +1,60 @@
+"""librdkafka's repeated complaints, said once: one line per distinct error per interval.
+
+An unreachable broker makes librdkafka report the same refusal several times a second;
+logging each drowns everything else. The first occurrence of an error is logged at once;
+repeats within the interval are counted, and the next line about it says how many there
+were. The PollingErrorCount metric still counts every one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RepeatLimiter"]
+
+DEFAULT_INTERVAL_S = 30.0
+
+# Parts of librdkafka's messages that change between repeats of one error.
+_VARYING = re.compile(r" \(after \d+ms in state \w+[^)]*\)|, \d+ identical error\(s\) suppressed")
+
+
+@dataclass
+class _Seen:
+    since: float
+    repeats: int = 0
+
+
+class RepeatLimiter:
+    """Logs ``warning(code, text)`` once per distinct error per ``interval_s``."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._interval_s = interval_s
+        self._clock = clock
+        self._seen: dict[tuple[str, str], _Seen] = {}
+
+    def warning(self, code: str, text: str, **extra: Any) -> bool:
+        """Log ``text`` unless the same error was logged within the interval; True if logged."""
+        key = (code, _VARYING.sub("", text))
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen.since < self._interval_s:
+            seen.repeats += 1
+            return False
+        message = key[1]
+        if seen is not None and seen.repeats:
+            message += f" (repeated {seen.repeats} more time(s) in {self._interval_s:.0f} s)"
+        self._seen[key] = _Seen(now)
+        self._log.warning("%s", message, extra={"code": code, **extra})
+        return True
