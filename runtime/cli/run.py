@@ -36,6 +36,7 @@ from runtime.observability.publishers import (
 )
 from runtime.observability.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
 from runtime.observability.state import MappingStopped, StateTransitionReason
+from runtime.observability.system_logs import install_system_logs
 from runtime.pipeline.poller import PollerOptions
 
 log = logging.getLogger("runtime.cli.run")
@@ -65,6 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=number(float, 0),
         default=PollerOptions.drain_timeout_s,
         help="seconds in-flight batches may finish after a stop signal",
+    )
+    parser.add_argument(
+        "--system-log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="where the ESM system logs of LoggingConfig.SystemLogLevel go, as JSON lines"
+        " (default: stderr, beside the poller's own log)",
     )
     parser.add_argument(
         "--aws-strict",
@@ -227,6 +236,22 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
             file=err,
         )
         return CONFIG_NOT_VALID_EXIT
+    try:
+        system_log = args.system_log.open("a", encoding="utf-8") if args.system_log else None
+    except OSError as exc:
+        print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: --system-log: {exc}", file=err)
+        return CONFIG_NOT_VALID_EXIT
+    handler = install_system_logs(mapping, system_log or err, region=args.region)
+    try:
+        return _start_and_run(args, mapping, err)
+    finally:
+        if handler is not None:
+            logging.getLogger("runtime").removeHandler(handler)
+        if system_log is not None:
+            system_log.close()
+
+
+def _start_and_run(args: argparse.Namespace, mapping: EventSourceMapping, err: TextIO) -> int:
     try:
         emulator = _start_emulator(args, err)
     except ValueError as exc:
