@@ -46,7 +46,8 @@ def _wait_for(
     while not condition():
         if time.monotonic() > deadline:
             process.kill()
-            raise AssertionError(f"timed out; stderr:\n{process.communicate()[1][-3000:]}")
+            stderr = process.communicate()[1] or ""  # None when stderr went to a file
+            raise AssertionError(f"timed out; stderr:\n{stderr[-3000:]}")
         time.sleep(0.05)
 
 
