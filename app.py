@@ -271,7 +271,7 @@ class FargatePollerStack(cdk.Stack):
             report_batch_item_failures=True,
             on_failure=OnFailureDestination.sqs(failures),
             partition_count=12,
-            lag_per_poller=5_000,
+            poller_concurrency=10,
             broker_peers=[brokers],
             log_encryption_key=logs_key,
         )

@@ -33,6 +33,7 @@ from constructs_kafka.network import (
     is_isolated,
     open_existing_endpoints,
 )
+from constructs_kafka.poller_groups import join_poller_group
 from constructs_kafka.props import (
     KafkaTriggerProps,
     NetworkAccess,
@@ -113,6 +114,13 @@ class SelfManagedKafkaTrigger(Construct):
         if problems:
             raise KafkaTriggerValidationError(self.node.path, problems)
         self.mapping_request: dict[str, Any] = request
+        pollers = props.provisioned_pollers
+        self.poller_group = join_poller_group(
+            self,
+            pollers.poller_group_name if pollers else None,
+            props.vpc,
+            pollers.maximum_pollers if pollers else 0,
+        )
         self.consumer_group_id = props.effective_consumer_group_id
         self.required_acls = required_acls_for(props, self.consumer_group_id)
         self.mapping = self._mapping(request)

@@ -3,10 +3,11 @@
 The contract with the runtime (``runtime.observability.publishers``): every poller writes,
 every ``--metrics-interval`` seconds, an Embedded Metric Format line with the metric
 ``DesiredPollerCount`` (namespace ``--metrics-namespace``, dimension
-``EventSourceMappingUUID`` = the mapping's ``UUID``), the value
-``ceil(group lag / --lag-per-poller)`` clamped to 1..partitions. Every poller reads
-the same group lag from the broker, so they agree; the awslogs driver ships the line
-to CloudWatch Logs, which turns it into the metric (no ``PutMetricData`` call).
+``EventSourceMappingUUID`` = the mapping's ``UUID``), the value the capacity model of
+``runtime.observability.scaling`` gives, within MinimumPollers..MaximumPollers and the
+partitions. Pollers read the same group lag from the broker but time their own
+invocations, so they may differ: the policy takes the Maximum. The awslogs driver ships
+the line to CloudWatch Logs, which turns it into the metric (no ``PutMetricData`` call).
 
 The signal is already a task count, so the policy is a step scaling policy with
 ``ExactCapacity`` steps: value ``n`` sets the count to ``n``. Target tracking does not

@@ -51,6 +51,7 @@ from constructs_kafka.network import (
     is_isolated,
     open_existing_endpoints,
 )
+from constructs_kafka.poller_groups import GROUP_TAG, group_cluster, join_poller_group
 from constructs_kafka.poller_network import ContainerVpcEndpoints, connect_poller
 from constructs_kafka.poller_scaling import (
     DEFAULT_SCALE_IN_COOLDOWN,
@@ -77,7 +78,11 @@ from runtime.definition.vocabulary import DestinationKind
 from runtime.invokers import MAX_TIMEOUT_S
 from runtime.observability.health import ENV_VAR as HEALTH_ENV_VAR
 from runtime.observability.publishers import DEFAULT_NAMESPACE, ReportingOptions
-from runtime.observability.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
+from runtime.observability.scaling import (
+    AWS_POLLER_BYTES_PER_S,
+    DEFAULT_CATCH_UP_S,
+    PollerCapacity,
+)
 from runtime.pipeline.poller import PollerOptions
 
 __all__ = ["KafkaPollerService", "PollerServiceProps", "task_statements"]
@@ -93,6 +98,8 @@ lag reading may take up to ReportingOptions.lag_timeout_s (10 s)."""
 METRICS_INTERVAL_S: Final = 30
 """Half the scaling metric's period, so every minute holds a reading of every poller."""
 DEFAULT_DRAIN_TIMEOUT: Final = cdk.Duration.seconds(PollerOptions.drain_timeout_s)
+DEFAULT_POLLER_THROUGHPUT: Final = cdk.Size.mebibytes(AWS_POLLER_BYTES_PER_S // 1024 // 1024)
+DEFAULT_CATCH_UP: Final = cdk.Duration.seconds(DEFAULT_CATCH_UP_S)
 """The poller's own ``--drain-timeout`` default (30 s)."""
 INVOKE_MARGIN_S: Final = 10
 """The poller waits this much longer than the function's timeout for its reply."""
@@ -144,9 +151,15 @@ class PollerServiceProps:
     image: ecs.ContainerImage | None = None
     """The poller's image. @default - ``runtime/Dockerfile`` built from this repository at
     deploy time"""
-    lag_per_poller: int = DEFAULT_LAG_PER_POLLER
-    """Records of group lag per poller (at least 1): DesiredPollerCount = ceil(lag / this).
-    @default 10000 (the runtime's own)"""
+    poller_throughput: cdk.Size = DEFAULT_POLLER_THROUGHPUT
+    """Record bytes one task carries per second, in the DesiredPollerCount model.
+    @default 5 MiB (AWS's figure for one event poller)"""
+    poller_concurrency: int = PollerCapacity.concurrent_invocations
+    """Concurrent invocations one task carries, in the DesiredPollerCount model (at
+    least 1). @default 5 (AWS's figure for one event poller)"""
+    catch_up: cdk.Duration = DEFAULT_CATCH_UP
+    """How soon the tasks DesiredPollerCount calls for should work off the lag.
+    @default 5 minutes"""
     scale_in_cooldown: cdk.Duration = DEFAULT_SCALE_IN_COOLDOWN
     """The least time between two scale-ins; scale-outs are never held back.
     @default 5 minutes"""
@@ -205,10 +218,11 @@ class KafkaPollerService(Construct):
         request, vpc = self._validated_request()
         self.mapping_request: dict[str, Any] = request
         self.min_tasks, self.max_tasks = _task_bounds(props, service)
+        self._warn_capped_minimum()
         self.required_acls = required_acls_for(props, self.consumer_group_id)
-        self.cluster = service.cluster or ecs.Cluster(
-            self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
-        )
+        group = props.provisioned_pollers.poller_group_name if props.provisioned_pollers else None
+        self.poller_group = join_poller_group(self, group, vpc, self.max_tasks)
+        self.cluster = service.cluster or self._cluster(vpc)
         self.log_group = self._log_group()
         self.task_role = iam.Role(
             self,
@@ -254,6 +268,26 @@ class KafkaPollerService(Construct):
                 "the poller carries SchemaRegistryConfig in its mapping but does not apply it",
             )
         self.acl_commands = self._acl_commands()
+
+    def _cluster(self, vpc: ec2.IVpc) -> ecs.ICluster:
+        """A cluster of its own, or its poller group's: the group is tagged on both."""
+        if self.poller_group is not None:
+            cdk.Tags.of(self).add(GROUP_TAG, self.poller_group.name)
+            return group_cluster(self, self.poller_group.name, vpc)
+        return ecs.Cluster(
+            self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
+
+    def _warn_capped_minimum(self) -> None:
+        """MinimumPollers above what the service may run: AWS accepts it, so warn only."""
+        pollers = self.props.provisioned_pollers
+        wanted = pollers.minimum_pollers if pollers else None
+        if self.service_props.min_tasks is None and wanted and wanted > self.min_tasks:
+            cdk.Annotations.of(self).add_warning_v2(
+                "constructs-kafka:minimum-pollers-capped",
+                f"MinimumPollers {wanted} is capped at {self.min_tasks} tasks: Kafka gives "
+                "each partition to one consumer of the group, so more would idle",
+            )
 
     def _log_group(self) -> logs.LogGroup:
         """The poller's logs (and so its EMF metrics), with the customer key if given."""
@@ -379,8 +413,12 @@ class KafkaPollerService(Construct):
             service.metrics_namespace,
             "--metrics-interval",
             str(METRICS_INTERVAL_S),
-            "--lag-per-poller",
-            str(service.lag_per_poller),
+            "--poller-throughput",
+            str(int(service.poller_throughput.to_bytes())),
+            "--poller-concurrency",
+            str(service.poller_concurrency),
+            "--catch-up",
+            str(int(service.catch_up.to_seconds())),
         ]
         timeout_s = _function_timeout_s(self.props.function)
         if timeout_s is not None:
@@ -548,16 +586,20 @@ def _vpc(
 
 
 def _task_bounds(props: KafkaTriggerProps, service: PollerServiceProps) -> tuple[int, int]:
-    """(min, max) tasks: the service's, else the provisioned pollers', else 1..partitions."""
+    """(min, max) tasks: the service's, else the provisioned pollers', else 1..partitions.
+
+    The provisioned bounds are capped at the partition count, as AWS caps its pollers in
+    Stream mode (the runtime's DesiredPollerCount does the same)."""
     pollers = props.provisioned_pollers
-    minimum = service.min_tasks
-    if minimum is None:
-        minimum = pollers.minimum_pollers if pollers and pollers.minimum_pollers else 1
     maximum = service.max_tasks
     if maximum is None:
         maximum = service.partition_count
         if pollers and pollers.maximum_pollers:
             maximum = min(maximum, pollers.maximum_pollers)
+    minimum = service.min_tasks
+    if minimum is None:
+        minimum = pollers.minimum_pollers if pollers and pollers.minimum_pollers else 1
+        minimum = min(minimum, maximum)
     return minimum, maximum
 
 
@@ -593,11 +635,11 @@ def _count_problems(props: KafkaTriggerProps, service: PollerServiceProps) -> li
             "consumer of the group, so the extra pollers would idle"
         )
         problems.append(PropProblem("max_tasks", "max_tasks", maximum, rule))
-    if minimum > maximum:
-        given = service.min_tasks is not None or props.provisioned_pollers is None
-        source = "min_tasks" if given else "provisioned_pollers (MinimumPollers)"
+    if minimum > maximum:  # only a given min_tasks can be: MinimumPollers is capped
         problems.append(
-            PropProblem(source, source, minimum, f"must be at most the most tasks ({maximum})")
+            PropProblem(
+                "min_tasks", "min_tasks", minimum, f"must be at most the most tasks ({maximum})"
+            )
         )
     return problems
 
@@ -607,12 +649,24 @@ def _not_count(value: object) -> bool:
 
 
 def _runtime_option_problems(service: PollerServiceProps) -> list[PropProblem]:
-    """The runtime's own checks of ``--lag-per-poller`` and ``--metrics-namespace``."""
+    """The runtime's own checks of the capacity model and ``--metrics-namespace``."""
     problems = []
-    try:
-        ScalingPolicy(service.lag_per_poller)
-    except ValueError as error:
-        problems.append(PropProblem("lag_per_poller", "lag_per_poller", None, str(error)))
+    capacity = {
+        "poller_throughput": {"bytes_per_s": service.poller_throughput.to_bytes()},
+        "poller_concurrency": {"concurrent_invocations": service.poller_concurrency},
+    }
+    for prop, value in capacity.items():
+        try:
+            PollerCapacity(**value)  # type: ignore[arg-type]
+        except ValueError as error:
+            problems.append(PropProblem(prop, prop, None, str(error)))
+    catch_up_s = service.catch_up.to_seconds(integral=False)
+    if not catch_up_s >= 1 or not float(catch_up_s).is_integer():
+        problems.append(
+            PropProblem(
+                "catch_up", "catch_up", f"{catch_up_s:g} seconds", "must be at least 1 whole second"
+            )
+        )
     try:
         ReportingOptions(emf_namespace=service.metrics_namespace)
     except ValueError as error:

@@ -20,6 +20,7 @@ from runtime.invokers import MAX_TIMEOUT_S, Invoker, invoker_from_config
 from runtime.observability.counters import Counters
 from runtime.observability.health import Heartbeat, health_file
 from runtime.observability.publishers import Reporter, ReportingOptions
+from runtime.observability.scaling import WorkloadMeter
 from runtime.observability.state import MappingStatus
 from runtime.pipeline.batcher import Batcher
 from runtime.pipeline.failures import FailurePolicy
@@ -131,6 +132,7 @@ def assemble_poller(
     connection = connection or PlainConnection(options.consumer_overrides)
     settings = client_settings or (lambda: options.consumer_overrides)
     ledger = OffsetLedger(counters)
+    workload = WorkloadMeter()
     if mapping.schema_registry is not None:
         # Validated like every field, but the poller does not decode Avro, Protobuf or
         # JSON Schema records: the function receives the raw bytes, base64-encoded.
@@ -139,7 +141,7 @@ def assemble_poller(
             "records are sent as they are in Kafka"
         )
     parts = PollerParts(
-        source=ConsumerGroupSource(mapping, counters, connection, status=status),
+        source=ConsumerGroupSource(mapping, counters, connection, status=status, workload=workload),
         ledger=ledger,
         batcher=Batcher(
             mapping.bootstrap_servers,
@@ -157,13 +159,16 @@ def assemble_poller(
             backoff=options.retry_backoff,
             policy=FailurePolicy.for_mapping(mapping),
             destination=destination,
+            workload=workload,
         ),
         counters=counters,
         status=status,
         stopping=stopping,
         record_filter=compile_filters(mapping.filter_patterns) if mapping.filter_patterns else None,
         destination=destination,
-        reporter=_reporter(mapping, options.reporting, counters, status, settings),
+        reporter=_reporter(
+            mapping, options.reporting, counters, status, settings, workload=workload
+        ),
         heartbeat=Heartbeat(health_file()),
     )
     return Poller(mapping, parts, options)
@@ -175,10 +180,14 @@ def _reporter(
     counters: Counters,
     status: MappingStatus,
     settings: Callable[[], Mapping[str, Any]],
+    *,
+    workload: WorkloadMeter,
 ) -> Callable[[], Reporter] | None:
     if reporting is None:
         return None
-    return lambda: Reporter.for_poller(mapping, reporting, counters, status, settings())
+    return lambda: Reporter.for_poller(
+        mapping, reporting, counters, status, settings(), workload=workload
+    )
 
 
 def run_until_signalled(poller: Poller) -> None:

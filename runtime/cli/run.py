@@ -34,7 +34,7 @@ from runtime.observability.publishers import (
     ReportingOptions,
     ReportingSetupError,
 )
-from runtime.observability.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
+from runtime.observability.scaling import PollerCapacity
 from runtime.observability.state import MappingStopped, StateTransitionReason
 from runtime.observability.system_logs import install_system_logs
 from runtime.pipeline.poller import PollerOptions
@@ -158,10 +158,27 @@ def _add_reporting_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between lag readings and metric publications (default 60)",
     )
     group.add_argument(
-        "--lag-per-poller",
+        "--poller-throughput",
         type=number(int, 1),
-        default=DEFAULT_LAG_PER_POLLER,
-        help="DesiredPollerCount = ceil(total lag / this), at most the partition count",
+        default=PollerCapacity.bytes_per_s,
+        metavar="BYTES_PER_S",
+        help="record bytes one poller carries per second, for DesiredPollerCount"
+        " (default 5 MiB/s, AWS's figure)",
+    )
+    group.add_argument(
+        "--poller-concurrency",
+        type=number(int, 1),
+        default=PollerCapacity.concurrent_invocations,
+        metavar="N",
+        help="concurrent invocations one poller carries, for DesiredPollerCount"
+        " (default 5, AWS's figure)",
+    )
+    group.add_argument(
+        "--catch-up",
+        type=number(float, 1),
+        default=PollerCapacity.catch_up_s,
+        metavar="SECONDS",
+        help="how soon DesiredPollerCount should let the pollers work off the lag (default 300)",
     )
     group.add_argument(
         "--prometheus-port",
@@ -188,7 +205,7 @@ def emf_wanted(choice: str, stdout: TextIO) -> bool:
 def _reporting(args: argparse.Namespace) -> ReportingOptions:
     return ReportingOptions(
         interval_s=args.metrics_interval,
-        scaling=ScalingPolicy(args.lag_per_poller),
+        capacity=PollerCapacity(args.poller_throughput, args.poller_concurrency, args.catch_up),
         emf=emf_wanted(args.metrics, sys.stdout),
         emf_namespace=args.metrics_namespace,
         prometheus_port=args.prometheus_port,

@@ -28,7 +28,6 @@ from runtime.definition.model import (
     load_mapping,
 )
 from runtime.observability.lag import GroupView, LagReader, LagReadError, LagSnapshot, PartitionLag
-from runtime.observability.scaling import DEFAULT_LAG_PER_POLLER, ScalingPolicy
 from runtime.observability.state import MappingStopped, StateTransitionReason
 from runtime.observability.status import (
     ASSIGNED,
@@ -117,7 +116,6 @@ def render(
     *,
     group: GroupView | None,
     documents: Sequence[StatusDocument],
-    policy: ScalingPolicy,
     now: float,
     paint: Painter | None = None,
 ) -> str:
@@ -153,12 +151,18 @@ def render(
             cells[state_column] = paint(cells[state_column], _STATE_COLOURS.get(row[5], Colour.DIM))
         lines.append("  ".join(cells).rstrip())
     lines.append("")
-    desired = policy.desired(lag.total, lag.partition_count)
     lines.append(
-        f"OffsetLag {lag.total}  MaxOffsetLag {lag.maximum}  DesiredPollerCount {desired}"
-        f" (lag per poller {policy.lag_per_poller})"
+        f"OffsetLag {lag.total}  MaxOffsetLag {lag.maximum}"
+        f"  DesiredPollerCount {desired_pollers(documents)}"
     )
     return "\n".join(lines) + "\n"
+
+
+def desired_pollers(documents: Sequence[StatusDocument]) -> str:
+    """The largest count the pollers published (the service scales on the maximum),
+    or ``-`` before any did: it needs their workload, which only they measure."""
+    counts = [d.desired_pollers for d in documents if d.desired_pollers is not None]
+    return str(max(counts)) if counts else "-"
 
 
 _STATE_COLOURS = {
@@ -204,12 +208,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)"
     )
     parser.add_argument("--once", action="store_true", help="print the table once and exit")
-    parser.add_argument(
-        "--lag-per-poller",
-        type=int,
-        default=DEFAULT_LAG_PER_POLLER,
-        help="scaling threshold used for DesiredPollerCount (as given to 'run')",
-    )
     add_consumer_config_argument(parser)
 
 
@@ -219,7 +217,6 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     try:
         mapping = load_mapping(args.mapping)
-        policy = ScalingPolicy(args.lag_per_poller)
         if args.interval <= 0:
             raise ValueError(f"--interval {args.interval} must be more than 0 seconds")
         overrides = parse_settings(args.consumer_config)
@@ -240,9 +237,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     try:
         while True:
             try:
-                screen, previous = _screen(
-                    mapping, reader, directory, policy, previous, paint=paint
-                )
+                screen, previous = _screen(mapping, reader, directory, previous, paint=paint)
             except LagReadError as exc:
                 if args.once:
                     print(f"kafka-esm status: {exc}", file=err)
@@ -261,7 +256,6 @@ def _screen(
     mapping: EventSourceMapping,
     reader: LagReader,
     directory: Path,
-    policy: ScalingPolicy,
     previous: LagSnapshot | None,
     *,
     paint: Painter,
@@ -274,9 +268,7 @@ def _screen(
     documents, problems = read_status_documents(directory)
     now = time.time()
     rows = partition_rows(lag, group, documents, previous, now)
-    screen = render(
-        mapping, lag, rows, group=group, documents=documents, policy=policy, now=now, paint=paint
-    )
+    screen = render(mapping, lag, rows, group=group, documents=documents, now=now, paint=paint)
     for problem in problems:
         screen += f"ignored: {problem}\n"
     return screen, lag

@@ -1,8 +1,9 @@
 """Publishing what the poller counts: the reporter thread and its sinks.
 
 Every ``interval_s`` (a minute by default, CloudWatch's resolution) the reporter reads
-the group's offset lag from the broker, derives ``DesiredPollerCount`` from it, and
-hands one :class:`MetricsReport` to each publisher:
+the group's offset lag from the broker, derives ``DesiredPollerCount`` from it and the
+poller's workload (:mod:`runtime.observability.scaling`), and hands one
+:class:`MetricsReport` to each publisher:
 
 * :class:`EmfPublisher` writes CloudWatch Embedded Metric Format lines on stdout.
   Fargate's awslogs driver ships stdout to CloudWatch Logs, which extracts the
@@ -39,7 +40,12 @@ from runtime.definition.model import EventSourceMapping
 from runtime.definition.vocabulary import EsmMetric
 from runtime.observability.counters import Counters, Metric
 from runtime.observability.lag import LagReader, LagReadError, LagSnapshot
-from runtime.observability.scaling import ScalingPolicy
+from runtime.observability.scaling import (
+    PollerBounds,
+    PollerCapacity,
+    ScalingModel,
+    WorkloadMeter,
+)
 from runtime.observability.state import MappingStatus, StatusSnapshot
 from runtime.observability.status import (
     INVOKING,
@@ -76,7 +82,8 @@ class ReportingOptions:
 
     interval_s: float = 60.0
     """Seconds between lag readings, metric publications and DesiredPollerCount."""
-    scaling: ScalingPolicy = field(default_factory=ScalingPolicy)
+    capacity: PollerCapacity = field(default_factory=PollerCapacity)
+    """What one poller carries: the capacity model behind DesiredPollerCount."""
     emf: bool = True
     """Write Embedded Metric Format lines to ``emf_stream``."""
     emf_namespace: str = DEFAULT_NAMESPACE
@@ -408,8 +415,11 @@ class Reporter:
         *,
         lag_source: LagSource | None,
         publishers: Sequence[Publisher] = (),
+        workload: WorkloadMeter | None = None,
     ) -> None:
         self._mapping = mapping
+        self._workload = workload or WorkloadMeter()
+        self._scaling = ScalingModel(options.capacity, PollerBounds.of(mapping))
         self._options = options
         self._counters = counters
         self._status = status
@@ -422,6 +432,8 @@ class Reporter:
         self._thread: threading.Thread | None = None
         self._next_report = 0.0
         self._latest: MetricsReport | None = None
+        self._desired: int | None = None
+        """The last DesiredPollerCount: a report whose lag read failed has none."""
         directory = options.status_dir or default_status_dir(mapping)
         self._host, self._pid = socket.gethostname(), os.getpid()
         self.status_path = status_path(directory, self._host, self._pid)
@@ -434,6 +446,8 @@ class Reporter:
         counters: Counters,
         status: MappingStatus,
         consumer_overrides: Mapping[str, Any] | None = None,
+        *,
+        workload: WorkloadMeter | None = None,
     ) -> Reporter:
         """The reporter ``options`` describe, with a lag reader on the mapping's cluster."""
         publishers: list[Publisher] = []
@@ -446,7 +460,15 @@ class Reporter:
                 )
             )
         reader = LagReader(mapping, consumer_overrides, timeout_s=options.lag_timeout_s)
-        return cls(mapping, options, counters, status, lag_source=reader, publishers=publishers)
+        return cls(
+            mapping,
+            options,
+            counters,
+            status,
+            lag_source=reader,
+            publishers=publishers,
+            workload=workload,
+        )
 
     @property
     def latest(self) -> MetricsReport | None:
@@ -500,11 +522,8 @@ class Reporter:
         deltas = {m: totals[m] - self._previous[m] for m in Metric}
         self._previous = totals
         lag = self._read_lag()
-        desired = (
-            self._options.scaling.desired(lag.total, lag.partition_count)
-            if lag is not None
-            else None
-        )
+        desired = self._desired_pollers(lag) if lag is not None else None
+        self._desired = self._desired if desired is None else desired
         with self._lock:
             activity = self._activity
         report = MetricsReport(
@@ -527,7 +546,6 @@ class Reporter:
         with self._lock:
             activity = self._activity
         status = self._status.snapshot()
-        latest = self._latest
         write_status_document(
             self.status_path,
             StatusDocument(
@@ -548,9 +566,26 @@ class Reporter:
                     if t == self._mapping.topic
                 },
                 counters={m.value: v for m, v in self._counters.snapshot().items()},
-                desired_pollers=latest.desired_pollers if latest else None,
+                desired_pollers=self._desired,
             ),
         )
+
+    def _desired_pollers(self, lag: LagSnapshot) -> int:
+        """The model's count for this interval; a change is logged with its reasons."""
+        demand = self._scaling.update(lag, self._workload.snapshot())
+        if demand.desired != self._desired:
+            log.info(
+                "DesiredPollerCount %s: %.1f records/s to sustain (ingress %s, lag %d),"
+                " %.2f pollers by throughput, %.2f by concurrency%s",
+                demand.desired,
+                demand.needed_per_s,
+                "unknown" if demand.ingress_per_s is None else f"{demand.ingress_per_s:.1f}/s",
+                lag.total,
+                demand.by_throughput,
+                demand.by_concurrency,
+                ", function throttled" if demand.throttled else "",
+            )
+        return demand.desired
 
     def _read_lag(self) -> LagSnapshot | None:
         if self._lag_source is None:

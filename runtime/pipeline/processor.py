@@ -23,6 +23,7 @@ from runtime.destinations.documents import Failure
 from runtime.destinations.writers import FailureDestination, deliver_until_accepted
 from runtime.invokers import MAX_TIMEOUT_S, ErrorKind, Invoker, InvokeResult
 from runtime.observability.counters import Counters, Metric
+from runtime.observability.scaling import WorkloadMeter
 from runtime.observability.state import OK, MappingStatus, MappingStopped, problem
 from runtime.pipeline.batch_responses import BatchResponseError, lowest_failed_offsets
 from runtime.pipeline.batcher import Batch
@@ -131,8 +132,10 @@ class BatchProcessor:
         policy: FailurePolicy | None = None,
         destination: FailureDestination | None = None,
         clock_ms: Callable[[], int] | None = None,
+        workload: WorkloadMeter | None = None,
     ) -> None:
         self._invoker = invoker
+        self._workload = workload or WorkloadMeter()
         self._servers = bootstrap_servers
         self._counters = counters
         self._status = status
@@ -233,9 +236,14 @@ class BatchProcessor:
         payload = assemble_records(piece.records, piece.fragments, self._servers)
         started = time.monotonic()
         result = self._invoker.invoke(payload, deadline_s=self._timeout_s)
+        duration_s = time.monotonic() - started
         if result.sent:  # a request that never left did not invoke anything
             self._counters.add(Metric.INVOKED, len(piece.records))
-        self._log(batch, piece, len(payload), time.monotonic() - started, result)
+        throttled = result.error_kind is ErrorKind.THROTTLED
+        self._workload.invoked(
+            len(piece.records), duration_s, ran=result.sent and not throttled, throttled=throttled
+        )
+        self._log(batch, piece, len(payload), duration_s, result)
         return result
 
     def _read_reply(

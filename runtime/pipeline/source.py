@@ -37,6 +37,7 @@ from runtime.definition.vocabulary import (
 from runtime.observability.client_errors import RepeatLimiter
 from runtime.observability.counters import Counters, Metric
 from runtime.observability.reachability import STATS_INTERVAL_MS, Reachability
+from runtime.observability.scaling import WorkloadMeter
 from runtime.observability.state import (
     MappingStatus,
     MappingStopped,
@@ -174,9 +175,11 @@ class ConsumerGroupSource:
         connection: ClientConnection,
         *,
         status: MappingStatus | None = None,
+        workload: WorkloadMeter | None = None,
     ) -> None:
         self._mapping = mapping
         self._counters = counters
+        self._workload = workload or WorkloadMeter()
         self._connection = connection
         self._status = status or MappingStatus()
         self._reach = Reachability(self._status)
@@ -233,6 +236,7 @@ class ConsumerGroupSource:
         self._raise_client_errors()
         if records:
             self._counters.add(Metric.POLLED, len(records))
+            self._workload.polled(records)
         return records
 
     def pause(self, partitions: Collection[PartitionId]) -> None:

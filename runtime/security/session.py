@@ -33,6 +33,7 @@ from runtime.definition.model import EventSourceMapping
 from runtime.definition.vocabulary import (
     CLUSTER_FAILED_TO_AUTHORIZE,
 )
+from runtime.observability.client_errors import RepeatFilter
 from runtime.observability.state import MappingStopped, StateTransitionReason, problem
 from runtime.security.plan import (
     AuthMethod,
@@ -173,6 +174,10 @@ def _is_authn(stopped: MappingStopped) -> bool:
     return stopped.reason is StateTransitionReason.EVENT_SOURCE_AUTHN_ERROR
 
 
+_PREFLIGHT_LOG = logging.getLogger("runtime.security.plan.librdkafka")
+_PREFLIGHT_LOG.addFilter(RepeatFilter())  # a closed port is refused many times a second
+
+
 def check_cluster_access(
     mapping: EventSourceMapping,
     settings: Mapping[str, Any],
@@ -190,7 +195,7 @@ def check_cluster_access(
         **settings,
         "bootstrap.servers": ",".join(mapping.bootstrap_servers),
         "error_cb": errors.append,
-        "logger": logging.getLogger("runtime.security.plan.librdkafka"),
+        "logger": _PREFLIGHT_LOG,
     }
     admin = AdminClient(config)
     deadline = time.monotonic() + timeout_s

@@ -129,7 +129,8 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> Built:
         ),
         PollerServiceProps(
             partition_count=30,
-            lag_per_poller=2_000,
+            poller_concurrency=10,
+            catch_up=cdk.Duration.minutes(2),
             drain_timeout=cdk.Duration.seconds(45),
             broker_peers=[brokers],
         ),
@@ -236,7 +237,8 @@ def test_container_command_is_accepted_by_the_runtime_cli(full: Built) -> None:
     assert args.metrics == "emf"
     assert args.metrics_namespace == "KafkaEsm"
     assert args.metrics_interval == 30
-    assert args.lag_per_poller == 2_000
+    assert (args.poller_concurrency, args.catch_up) == (10, 120)
+    assert args.poller_throughput == 5 * 1024 * 1024  # AWS's 5 MB/s of one poller
     assert args.function_timeout == 70  # the function's 60 s and a margin for the reply
 
 
@@ -628,18 +630,24 @@ def build(
         (None, "isolated", {"min_tasks": 0}, r"min_tasks: 0 must be a whole number"),
         (None, "isolated", {"min_tasks": 4, "max_tasks": 3}, r"min_tasks: 4 must be at most"),
         (
-            {"provisioned_pollers": ProvisionedPollerConfig(minimum_pollers=8, maximum_pollers=9)},
-            "isolated",
-            {},
-            r"provisioned_pollers \(MinimumPollers\): 8 must be at most the most tasks \(6\)",
-        ),
-        (
             None,
             "isolated",
             {"drain_timeout": cdk.Duration.seconds(101)},
             r"drain_timeout \(stopTimeout\): .*101.* must be 0-100 whole seconds",
         ),
-        (None, "isolated", {"lag_per_poller": 0}, r"lag_per_poller: .*must be at least 1"),
+        (None, "isolated", {"poller_concurrency": 0}, r"poller_concurrency: .*at least 1"),
+        (
+            None,
+            "isolated",
+            {"poller_throughput": cdk.Size.kibibytes(0)},
+            r"poller_throughput: .*at least 1",
+        ),
+        (
+            None,
+            "isolated",
+            {"catch_up": cdk.Duration.millis(500)},
+            r"catch_up: '0.5 seconds' must be at least 1 whole second",
+        ),
         (
             None,
             "isolated",
@@ -662,11 +670,20 @@ def test_invalid_props_are_named(
         build(trigger, vpc=vpc, **service)
 
 
+def test_minimum_pollers_above_the_partitions_is_capped_with_a_warning() -> None:
+    # AWS accepts MinimumPollers 8 on 6 partitions and runs at most 6 consumers
+    pollers = ProvisionedPollerConfig(minimum_pollers=8, maximum_pollers=9)
+    service = build({"provisioned_pollers": pollers}, vpc="isolated")
+    assert (service.min_tasks, service.max_tasks) == (6, 6)
+    warnings = [str(m.data) for m in service.node.metadata if m.type == "aws:cdk:warning"]
+    assert any("MinimumPollers 8 is capped at 6 tasks" in w for w in warnings), warnings
+
+
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(KafkaTriggerValidationError) as caught:
-        build({"batch_size": 0}, partition_count=2, max_tasks=3, lag_per_poller=0)
+        build({"batch_size": 0}, partition_count=2, max_tasks=3, poller_concurrency=0)
     props = {p.prop for p in caught.value.problems}
-    assert props == {"batch_size", "max_tasks", "lag_per_poller"}
+    assert props == {"batch_size", "max_tasks", "poller_concurrency"}
 
 
 def keyword_poller(stack: cdk.Stack, **extra: Any) -> KafkaPollerService:

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException, Producer
 
 from runtime.devtools.local_kafka import ClusterInfo
 from runtime.observability.publishers import ReportingOptions
-from runtime.observability.scaling import ScalingPolicy
+from runtime.observability.scaling import PollerCapacity
 from runtime.observability.status import read_status_documents
 from runtime.pipeline.poller import PollerOptions
 from tests.kafka_helpers import produce
@@ -205,23 +205,23 @@ def test_desired_poller_count_follows_the_lag(
     topic = topic_factory(partitions=4)
     for partition in range(4):
         produce(kafka.plaintext_config(), topic, [b"x"] * 10, partition=partition)
-    release = threading.Event()
-    handler = RecordingHandler(behaviour=lambda _e, _n: release.wait(30))
+    # each record costs 0.2 s of function time; a poller carries one invocation and the
+    # lag should go within a second: 40 records behind need 8 pollers, capped at 4
+    handler = RecordingHandler(behaviour=lambda _e, _n: time.sleep(0.2))
     reporting = ReportingOptions(
         interval_s=0.1,
         status_interval_s=0.05,
         emf=False,
         status_dir=tmp_path,
-        scaling=ScalingPolicy(lag_per_poller=15),
+        capacity=PollerCapacity(concurrent_invocations=1, catch_up_s=1.0),
     )
-    doc = mapping_doc(kafka, topic, MaximumBatchingWindowInSeconds=0)
-    options = PollerOptions(retry_backoff=FAST_RETRY, reporting=reporting)
+    doc = mapping_doc(kafka, topic, BatchSize=1, MaximumBatchingWindowInSeconds=0)
+    options = PollerOptions(retry_backoff=FAST_RETRY, reporting=reporting, max_concurrency=1)
 
     def desired() -> int | None:
         documents, _ = read_status_documents(tmp_path)
         return documents[0].desired_pollers if documents else None
 
     with running_poller(kafka, doc, handler, options):
-        _await(lambda: desired() == 3, "ceil(40 / 15) = 3 pollers while nothing is committed")
-        release.set()
-        _await(lambda: desired() == 1, "one poller once the lag is gone")
+        _await(lambda: desired() == 4, "4 pollers (one per partition) while the lag lasts")
+        _await(lambda: desired() == 1, "one poller once the lag is gone", timeout_s=90)

@@ -46,7 +46,9 @@ def mapping(tmp_path: Path) -> Path:
         ("--function-timeout", "900", "must be from 0.001 to 840"),
         ("--drain-timeout", "-1", "must be at least 0"),
         ("--metrics-interval", "0", "must be at least 0.1"),
-        ("--lag-per-poller", "0", "must be at least 1"),
+        ("--poller-concurrency", "0", "must be at least 1"),
+        ("--poller-throughput", "0", "must be at least 1"),
+        ("--catch-up", "0.5", "must be at least 1"),
         ("--prometheus-port", "70000", "must be from 0 to 65535"),
     ],
 )

@@ -23,6 +23,7 @@ from runtime.invokers import ErrorKind, InvokeResult
 from runtime.invokers.local_handler import LocalHandlerInvoker
 from runtime.invokers.result import reply_result
 from runtime.observability.counters import Counters, Metric
+from runtime.observability.scaling import WorkloadMeter
 from runtime.observability.state import MappingStatus, StateTransitionReason
 from runtime.pipeline.batcher import Batch
 from runtime.pipeline.event import encode_record
@@ -153,6 +154,7 @@ class Harness:
         self.ledger = RecordingLedger(self.counters)
         self.progress = self.ledger.progress
         self.destination = destination
+        self.workload = WorkloadMeter()
         self.processor = BatchProcessor(
             self.invoker,
             SERVERS,
@@ -164,6 +166,7 @@ class Harness:
             policy=policy,
             destination=destination,
             clock_ms=clock or (lambda: NOW_MS),
+            workload=self.workload,
         )
 
     def run(self, batch: Batch) -> Settled:
@@ -297,6 +300,9 @@ def test_throttles_and_service_errors_do_not_count_as_retries() -> None:
     outcome = h.run(make_batch([record(0)]))
     assert outcome.complete and len(h.invoker.calls) == 4
     assert h.count(Metric.DROPPED) == 0
+    # the scaling model sees both throttles, and only the calls the function ran as cost
+    workload = h.workload.snapshot()
+    assert (workload.throttles, workload.records_sent) == (2, 2)
 
 
 def test_a_function_config_error_stops_the_mapping_and_settles_nothing() -> None:

@@ -23,7 +23,7 @@ from runtime.observability.publishers import (
     emf_documents,
     prometheus_name,
 )
-from runtime.observability.scaling import ScalingPolicy
+from runtime.observability.scaling import PollerCapacity, WorkloadMeter
 from runtime.observability.state import MappingStatus, State
 from runtime.observability.status import INVOKING, POLLING, read_status_documents
 
@@ -209,32 +209,45 @@ class Recorder:
 
 
 def _reporter(
-    tmp_path: Path, lag: FakeLag, *publishers: Any, **options: Any
+    tmp_path: Path,
+    lag: FakeLag,
+    *publishers: Any,
+    workload: WorkloadMeter | None = None,
+    **options: Any,
 ) -> tuple[Reporter, Counters, MappingStatus]:
     counters, status = Counters(), MappingStatus()
     reporter = Reporter(
         _mapping(),
-        ReportingOptions(status_dir=tmp_path, scaling=ScalingPolicy(10), **options),
+        ReportingOptions(status_dir=tmp_path, **options),
         counters,
         status,
         lag_source=lag,
         publishers=publishers,
+        workload=workload,
     )
     return reporter, counters, status
 
 
 def test_each_report_carries_the_counts_of_its_interval(tmp_path: Path) -> None:
-    recorder = Recorder()
-    reporter, counters, _ = _reporter(tmp_path, FakeLag(_lag(25, 0)), recorder)
+    recorder, workload = Recorder(), WorkloadMeter()
+    reporter, counters, _ = _reporter(
+        tmp_path,
+        FakeLag(_lag(25, 0)),
+        recorder,
+        workload=workload,
+        capacity=PollerCapacity(concurrent_invocations=1, catch_up_s=1.0),
+    )
     counters.add(Metric.POLLED, 7)
     first = reporter.report()
     counters.add(Metric.POLLED, 3)
     counters.add(Metric.COMMITTED, 10)
+    workload.invoked(10, 1.0, ran=True, throttled=False)  # 0.1 s of function per record
     second = reporter.report()
     assert (first.deltas[Metric.POLLED], second.deltas[Metric.POLLED]) == (7, 3)
     assert second.deltas[Metric.COMMITTED] == 10
     assert second.totals[Metric.POLLED] == 10
-    assert second.desired_pollers == 2  # ceil(25 / 10) = 3, capped at the 2 partitions
+    assert first.desired_pollers == 1  # no record invoked yet: its cost is unknown
+    assert second.desired_pollers == 2  # 25 records/s x 0.1 s = 2.5 pollers, 2 partitions
     assert recorder.reports == [first, second]
 
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 
 from runtime.cli import status as status_command
-from runtime.cli.status import partition_rows, render
+from runtime.cli.status import desired_pollers, partition_rows, render
 from runtime.cli.terminal import Painter
 from runtime.definition.model import parse_mapping
 from runtime.observability.lag import (
@@ -22,7 +22,6 @@ from runtime.observability.lag import (
     LagSnapshot,
     PartitionLag,
 )
-from runtime.observability.scaling import ScalingPolicy
 from runtime.observability.status import (
     INVOKING,
     POLLING,
@@ -180,9 +179,7 @@ def test_screen_shows_state_result_table_and_desired_pollers() -> None:
     before = _lag(NOW - 1, (0, 30), (0, 0))
     lag = _lag(NOW, (10, 30), (0, 0))
     rows = partition_rows(lag, None, [_document()], before, NOW)
-    screen = render(
-        mapping, lag, rows, group=None, documents=[_document()], policy=ScalingPolicy(15), now=NOW
-    )
+    screen = render(mapping, lag, rows, group=None, documents=[_document()], now=NOW)
     lines = screen.splitlines()
     assert lines[0] == f"Mapping {mapping.uuid}  function fn"
     assert lines[1] == "Topic orders  group g1"
@@ -201,7 +198,14 @@ def test_screen_shows_state_result_table_and_desired_pollers() -> None:
     assert lines[5].split() == ["0", "10", "30", "20", "10.0", INVOKING, "41@box"]
     assert lines[6].split() == ["1", "0", "0", "0", "0.0", "caught-up", "41@box"]
     assert lines[7].split() == ["TOTAL", "20", "10.0"]
-    assert lines[-1] == "OffsetLag 20  MaxOffsetLag 20  DesiredPollerCount 2 (lag per poller 15)"
+    assert lines[-1] == "OffsetLag 20  MaxOffsetLag 20  DesiredPollerCount 2"
+
+
+def test_the_screen_shows_the_largest_count_a_poller_published() -> None:
+    # the service scales on the maximum; a poller without a lag reading yet has none
+    documents = [_document(desired_pollers=2), _document(pid=42, desired_pollers=None)]
+    assert desired_pollers([*documents, _document(pid=43, desired_pollers=3)]) == "3"
+    assert desired_pollers(documents[1:]) == "-"
 
 
 def test_a_terminal_sees_states_in_colour_and_the_same_text() -> None:
@@ -215,7 +219,6 @@ def test_a_terminal_sees_states_in_colour_and_the_same_text() -> None:
             rows,
             group=None,
             documents=[_document()],
-            policy=ScalingPolicy(15),
             now=NOW,
             paint=Painter(enabled=on),
         )
@@ -229,8 +232,9 @@ def test_screen_says_when_no_poller_reports_its_state() -> None:
     mapping = parse_mapping(MAPPING_DOC)
     lag = _lag(NOW, (0, 0))
     rows = partition_rows(lag, None, [], None, NOW)
-    screen = render(mapping, lag, rows, group=None, documents=[], policy=ScalingPolicy(), now=NOW)
+    screen = render(mapping, lag, rows, group=None, documents=[], now=NOW)
     assert "State unknown: no poller status document" in screen
+    assert screen.splitlines()[-1].endswith("DesiredPollerCount -")
 
 
 # ------------------------------------------------------------------------------- command
@@ -288,7 +292,6 @@ def test_once_exits_1_when_the_broker_does_not_answer(
     [
         (["--interval", "0"], "--interval 0.0 must be more than 0 seconds"),
         (["--consumer-config", "novalue"], "--consumer-config 'novalue' must be KEY=VALUE"),
-        (["--lag-per-poller", "0"], "lag_per_poller 0 must be at least 1"),
     ],
 )
 def test_bad_flags_exit_2_naming_the_flag(tmp_path: Path, extra: list[str], message: str) -> None:

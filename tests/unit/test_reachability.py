@@ -8,7 +8,7 @@ import logging
 import pytest
 from confluent_kafka import KafkaError
 
-from runtime.observability.client_errors import RepeatLimiter
+from runtime.observability.client_errors import RepeatFilter, RepeatLimiter
 from runtime.observability.reachability import CONNECTION_PROBLEM, Reachability
 from runtime.observability.state import NO_RECORDS_PROCESSED, OK, MappingStatus
 
@@ -47,6 +47,31 @@ def test_repeats_of_one_error_are_counted_and_said_with_the_next_line(
         f"{REFUSED} (repeated 11 more time(s) in 30 s)",
     ]
     assert caplog.records[0].code == "_TRANSPORT"  # type: ignore[attr-defined]
+
+
+def test_a_logger_librdkafka_writes_to_drops_repeats_and_counts_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    logger = logging.getLogger("t.filtered")
+    logger.addFilter(RepeatFilter(interval_s=30, clock=clock))
+    with caplog.at_level(logging.WARNING, "t.filtered"):
+        for n in range(5):  # as librdkafka logs: a format and its arguments
+            logger.warning(
+                "%s [%s] %s",
+                "FAIL",
+                "rdkafka#producer-1",
+                f"{REFUSED} (after {n}ms in state CONNECT)",
+            )
+        logger.error("%s [%s] %s", "FAIL", "rdkafka#producer-1", REFUSED)  # another level
+        clock.now = 30
+        logger.warning("%s [%s] %s", "FAIL", "rdkafka#producer-1", REFUSED)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"FAIL [rdkafka#producer-1] {REFUSED}",
+        f"FAIL [rdkafka#producer-1] {REFUSED}",
+        f"FAIL [rdkafka#producer-1] {REFUSED} (repeated 4 more time(s) in 30 s)",
+    ]
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.ERROR, logging.WARNING]
 
 
 def test_a_transport_error_shows_the_connection_problem_until_a_broker_is_up() -> None:
