@@ -36,6 +36,10 @@ class Record:
     key: bytes | None = None
     value: bytes | None = None
     headers: tuple[Header, ...] = field(default_factory=tuple)
+    delivery_count: int = 1
+    """How many times the broker has handed this record out: always 1 in Stream mode;
+    in Queue mode a share group counts every acquisition (a release or an expired lock
+    brings the record back with the count raised)."""
 
     @property
     def partition_key(self) -> str:

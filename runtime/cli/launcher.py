@@ -11,7 +11,9 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import FrameType
-from typing import Any
+from typing import Any, cast
+
+from confluent_kafka import Consumer, ShareConsumer
 
 from runtime.definition.filters import compile_filters
 from runtime.definition.model import EventSourceMapping
@@ -22,17 +24,22 @@ from runtime.observability.health import Heartbeat, health_file
 from runtime.observability.publishers import Reporter, ReportingOptions
 from runtime.observability.scaling import WorkloadMeter
 from runtime.observability.state import MappingStatus
+from runtime.pipeline.acknowledgements import AcknowledgementLedger
 from runtime.pipeline.batcher import Batcher
 from runtime.pipeline.failures import FailurePolicy
-from runtime.pipeline.offsets import OffsetLedger
+from runtime.pipeline.offsets import Ledger, OffsetLedger
 from runtime.pipeline.poller import Poller, PollerOptions, PollerParts
-from runtime.pipeline.processor import BatchProcessor
-from runtime.pipeline.source import ClientConnection, ConsumerGroupSource, PlainConnection
+from runtime.pipeline.processor import BatchProcessor, Redelivery
+from runtime.pipeline.share_source import ShareSource
+from runtime.pipeline.source import ClientConnection, ConsumerGroupSource, PlainConnection, Source
 from runtime.security.plan import SecurityOptions
 from runtime.security.secrets import SecretReader
 from runtime.security.session import SecuritySession
 
 log = logging.getLogger("runtime.cli.launcher")
+
+MAX_SHARE_FETCH = 10_000
+"""The most records one share fetch asks for (each is locked from the moment it arrives)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,11 @@ def build_poller(
         merged = {**poller_options.consumer_overrides, **consumer_overrides}
         poller_options = replace(poller_options, consumer_overrides=merged)
     security = SecuritySession(
-        mapping, poller_options.consumer_overrides, options.security, secret_reader
+        mapping,
+        poller_options.consumer_overrides,
+        options.security,
+        secret_reader,
+        consumer_class=_consumer_class(mapping),
     )
     # The kafka:// destination and the lag reader reach the cluster like the consumer:
     # with the mapping's security, resolved once the source has read the secrets.
@@ -106,6 +117,7 @@ def build_poller(
         connection=security,
         destination=destination,
         client_settings=security.client_settings,
+        function_timeout_s=options.target.timeout_s,
     )
 
 
@@ -119,20 +131,40 @@ def assemble_poller(
     client_settings: Callable[[], Mapping[str, Any]] | None = None,
     counters: Counters | None = None,
     status: MappingStatus | None = None,
+    function_timeout_s: float = MAX_TIMEOUT_S,
 ) -> Poller:
     """The one place that builds a poller's parts and wires them together.
 
     ``connection`` reaches the cluster (default: ``options.consumer_overrides`` as they
-    are); ``client_settings`` gives the resolved settings the lag reader uses.
+    are); ``client_settings`` gives the resolved settings the lag reader uses;
+    ``function_timeout_s`` is checked against a share group's record lock (Queue mode).
     """
     options = options or PollerOptions()
     counters = counters or Counters()
     status = status or MappingStatus()
     stopping = threading.Event()
-    connection = connection or PlainConnection(options.consumer_overrides)
+    connection = connection or PlainConnection(options.consumer_overrides, _consumer_class(mapping))
     settings = client_settings or (lambda: options.consumer_overrides)
-    ledger = OffsetLedger(counters)
     workload = WorkloadMeter()
+    source: Source
+    ledger: Ledger
+    redelivery: Redelivery | None = None
+    if mapping.is_queue:
+        source = redelivery = ShareSource(
+            mapping,
+            counters,
+            connection,
+            status=status,
+            workload=workload,
+            max_poll_records=_share_fetch_size(mapping, options),
+            function_timeout_s=function_timeout_s,
+        )
+        ledger = AcknowledgementLedger(counters, redelivery)
+    else:
+        source = ConsumerGroupSource(
+            mapping, counters, connection, status=status, workload=workload
+        )
+        ledger = OffsetLedger(counters, source)
     if mapping.schema_registry is not None:
         # Validated like every field, but the poller does not decode Avro, Protobuf or
         # JSON Schema records: the function receives the raw bytes, base64-encoded.
@@ -141,7 +173,7 @@ def assemble_poller(
             "records are sent as they are in Kafka"
         )
     parts = PollerParts(
-        source=ConsumerGroupSource(mapping, counters, connection, status=status, workload=workload),
+        source=source,
         ledger=ledger,
         batcher=Batcher(
             mapping.bootstrap_servers,
@@ -160,6 +192,7 @@ def assemble_poller(
             policy=FailurePolicy.for_mapping(mapping),
             destination=destination,
             workload=workload,
+            redelivery=redelivery,
         ),
         counters=counters,
         status=status,
@@ -172,6 +205,20 @@ def assemble_poller(
         heartbeat=Heartbeat(health_file()),
     )
     return Poller(mapping, parts, options)
+
+
+def _consumer_class(mapping: EventSourceMapping) -> Callable[[dict[str, Any]], Consumer]:
+    """Stream mode joins a consumer group; Queue mode a share group (the connection
+    builds whichever client it is given, and keeps it for in-place credential rotation)."""
+    return (
+        cast(Callable[[dict[str, Any]], Consumer], ShareConsumer) if mapping.is_queue else Consumer
+    )
+
+
+def _share_fetch_size(mapping: EventSourceMapping, options: PollerOptions) -> int:
+    """Records one share fetch asks for: enough for ``max_concurrency`` batches at once,
+    since the share consumer fetches again only once all of them are acknowledged."""
+    return min(mapping.batch_size * options.max_concurrency, MAX_SHARE_FETCH)
 
 
 def _reporter(

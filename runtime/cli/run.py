@@ -243,16 +243,6 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     except (MappingLoadError, MappingValidationError) as exc:
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT
-    if mapping.is_queue:
-        # The share-group source exists (runtime.pipeline.share_source) but the poll loop
-        # does not drive it yet: refuse rather than read a share group's topic as a stream.
-        print(
-            f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: "
-            "SelfManagedKafkaEventSourceConfig.ConsumptionMode=Queue is validated but "
-            "`kafka-esm run` does not poll share groups yet; use Stream",
-            file=err,
-        )
-        return CONFIG_NOT_VALID_EXIT
     try:
         system_log = args.system_log.open("a", encoding="utf-8") if args.system_log else None
     except OSError as exc:

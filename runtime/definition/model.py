@@ -254,7 +254,10 @@ class EventSourceMapping:
 
     @property
     def batching_window_seconds(self) -> float:
-        """The effective batching window: 0.5 s for Kafka while the field is unset."""
+        """The effective batching window: 0.5 s for Kafka while the field is unset; none in
+        Queue mode (AWS refuses the field there: a batch is what one fetch brings)."""
+        if self.is_queue:
+            return 0.0
         window = self.maximum_batching_window_in_seconds
         return DEFAULT_BATCHING_WINDOW_SECONDS if window is None else float(window)
 

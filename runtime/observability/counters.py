@@ -26,12 +26,29 @@ class Metric(StrEnum):
     POLLING_ERROR = "PollingErrorCount"
     INVOKE_ERROR = "InvokeErrorCount"
     COMMIT_ERROR = "CommitErrorCount"
+    # Queue mode (share groups) only:
+    ACKNOWLEDGED = "AcknowledgedEventCount"
+    """Records acknowledged ACCEPT: handled, filtered out or sent to the destination (the
+    name AWS's Queue-mode dashboards use; Queue's counterpart of CommittedEventCount)."""
+    RELEASED = "ReleasedEventCount"
+    """Records given back to the share group for redelivery (this project's name)."""
+    REJECTED = "RejectedEventCount"
+    """Records acknowledged REJECT: dropped with no destination (this project's name)."""
+    REDELIVERED = "RedeliveredEventCount"
+    """Records received with a delivery count above 1 (this project's name)."""
 
     @property
     def group(self) -> EsmMetric:
         """The MetricsConfig group that turns this metric on."""
         return _GROUPS.get(self, EsmMetric.EVENT_COUNT)
 
+    @property
+    def queue_only(self) -> bool:
+        """True for the share-group counts, published only for Queue mappings."""
+        return self in _QUEUE_ONLY
+
+
+_QUEUE_ONLY = frozenset({Metric.ACKNOWLEDGED, Metric.RELEASED, Metric.REJECTED, Metric.REDELIVERED})
 
 _GROUPS = {
     Metric.POLLING_ERROR: EsmMetric.ERROR_COUNT,

@@ -178,7 +178,7 @@ def _mapping_document(report: MetricsReport, namespace: str) -> dict[str, Any] |
         "Topic": mapping.topic,
         "ConsumerGroupId": mapping.consumer_group_id,
     }
-    counts = [m for m in Metric if m.group in groups]
+    counts = [m for m in Metric if m.group in groups and (mapping.is_queue or not m.queue_only)]
     root.update({m.value: report.deltas.get(m, 0) for m in counts})
     names = [m.value for m in counts]
     if report.desired_pollers is not None:

@@ -31,23 +31,37 @@ def lowest_failed_offsets(
     ``sent`` holds the offsets the invoked event carried, per partition key. Raises
     BatchResponseError for a malformed reply or an identifier not in ``sent``.
     """
+    lowest: dict[str, int] = {}
+    for partition, offset in failed_items(payload, sent):
+        lowest[partition] = min(offset, lowest.get(partition, offset))
+    return lowest
+
+
+def failed_items(
+    payload: bytes | None, sent: Mapping[str, Collection[int]], *, queue: bool = False
+) -> list[tuple[str, int]]:
+    """Every failed ``(<topic>-<partition>, offset)`` the reply names, in its order.
+
+    With ``queue`` (ConsumptionMode Queue, where records are released one by one) an
+    identifier may also be the string ``"<topic>-<partition>-<offset>"``, the form AWS's
+    Queue-mode sample returns.
+    """
     body = _decode(payload)
     if body is None:
-        return {}
+        return []
     if not isinstance(body, dict):
         raise BatchResponseError(
             f"reply={_show(body)} is not valid: must be a JSON object with {_FIELD}, or null"
         )
     failures = body.get(_FIELD)
     if failures is None:
-        return {}
+        return []
     if not isinstance(failures, list):
         raise BatchResponseError(f"{_FIELD}={_show(failures)} is not valid: must be a list")
-    lowest: dict[str, int] = {}
-    for index, item in enumerate(failures):
-        partition, offset = _identifier(f"{_FIELD}[{index}]", item, sent)
-        lowest[partition] = min(offset, lowest.get(partition, offset))
-    return lowest
+    return [
+        _identifier(f"{_FIELD}[{index}]", item, sent, queue=queue)
+        for index, item in enumerate(failures)
+    ]
 
 
 def _decode(payload: bytes | None) -> Any:
@@ -61,18 +75,26 @@ def _decode(payload: bytes | None) -> Any:
         raise BatchResponseError("reply is not valid: its JSON nests too deeply") from None
 
 
-def _identifier(path: str, item: Any, sent: Mapping[str, Collection[int]]) -> tuple[str, int]:
+def _identifier(
+    path: str, item: Any, sent: Mapping[str, Collection[int]], *, queue: bool
+) -> tuple[str, int]:
     if not isinstance(item, dict):
         raise BatchResponseError(f"{path}={_show(item)} is not valid: must be an object")
     identifier = item.get("itemIdentifier")
     path += ".itemIdentifier"
-    if not isinstance(identifier, dict):
+    partition: Any
+    offset: Any
+    if queue and isinstance(identifier, str):
+        partition, offset = _split_record_name(path, identifier)
+    elif not isinstance(identifier, dict):
+        also = ' or a "<topic>-<partition>-<offset>" string' if queue else ""
         raise BatchResponseError(
             f"{path}={_show(identifier)} is not valid: must be an object "
-            '{"partition": "<topic>-<partition>", "offset": <int>}'
+            f'{{"partition": "<topic>-<partition>", "offset": <int>}}{also}'
         )
-    partition = identifier.get("partition")
-    offset = identifier.get("offset")
+    else:
+        partition = identifier.get("partition")
+        offset = identifier.get("offset")
     if not isinstance(partition, str):
         raise BatchResponseError(
             f'{path}.partition={_show(partition)} is not valid: must be a "<topic>-<partition>" '
@@ -92,6 +114,16 @@ def _identifier(path: str, item: Any, sent: Mapping[str, Collection[int]]) -> tu
             f"{len(offsets)} record(s) at offsets {min(offsets)}-{max(offsets)}"
         )
     return partition, offset
+
+
+def _split_record_name(path: str, name: str) -> tuple[str, Any]:
+    """``"<topic>-<partition>-<offset>"`` → (``"<topic>-<partition>"``, offset)."""
+    head, _, offset = name.rpartition("-")
+    if not head or not offset.isdigit() or not head.rpartition("-")[2].isdigit():
+        raise BatchResponseError(
+            f'{path}={_show(name)} is not valid: must be "<topic>-<partition>-<offset>"'
+        )
+    return head, int(offset)
 
 
 def _show(value: Any) -> str:

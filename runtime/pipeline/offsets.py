@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from runtime.observability.counters import Counters, Metric
 from runtime.pipeline.batcher import Batch
@@ -36,12 +37,77 @@ class Outcome(StrEnum):
     """Given up on and accepted by the on-failure destination."""
     DROPPED = "dropped"
     """Given up on with no destination: counted and logged, as AWS does."""
+    RELEASED = "released"
+    """Queue mode only: given back to the share group, which delivers it again."""
 
 
 _OUTCOME_METRICS = {
     Outcome.SENT_TO_DESTINATION: Metric.ON_FAILURE_DELIVERED,
     Outcome.DROPPED: Metric.DROPPED,
 }
+
+
+class Ledger(Protocol):
+    """What the poll loop asks of a ledger, whichever kind of group reads the topic.
+
+    Stream mode's :class:`OffsetLedger` tracks contiguous offsets per partition; Queue
+    mode's :class:`~runtime.pipeline.acknowledgements.AcknowledgementLedger` tracks each
+    acquired record. Both are the one owner of what is in flight and settled.
+    """
+
+    @property
+    def assigned(self) -> frozenset[PartitionId]:
+        """Partitions this poller owns now (none in Queue mode)."""
+
+    def assign(self, partitions: Iterable[PartitionId]) -> None:
+        """Start tracking ``partitions``."""
+
+    def revoke(self, partitions: Iterable[PartitionId]) -> None:
+        """Forget ``partitions``."""
+
+    def read(self, record: Record, *, keep: bool) -> bool:
+        """A record was read (``keep``: the filter passed it); True when the batcher must
+        place it."""
+
+    def begin(self, batch: Batch) -> None:
+        """``batch`` goes to the function."""
+
+    def busy(self, partition: PartitionId) -> bool:
+        """True while ``partition`` may not contribute to a new batch."""
+
+    def holds_any(self, partitions: Collection[PartitionId]) -> bool:
+        """True while any of ``partitions`` has a batch in flight."""
+
+    @property
+    def in_flight(self) -> int:
+        """Batches with the function now."""
+
+    def in_flight_ids(self) -> list[int]:
+        """Ids of the batches with the function now."""
+
+    def settle(
+        self, batch: Batch, records: Sequence[Record], outcome: Outcome
+    ) -> Mapping[PartitionId, int]:
+        """A worker settled ``records`` of ``batch``."""
+
+    def settle_skipped(self, offsets: Mapping[PartitionId, int]) -> None:
+        """Filtered-out records at the head of idle partitions."""
+
+    def finish(self, batch: Batch, *, complete: bool) -> None:
+        """``batch`` came back."""
+
+    def abandon(self) -> None:
+        """Stop waiting for the batches in flight."""
+
+    def flush(self, *, wait: bool) -> None:
+        """Tell the broker what is settled: commit offsets, or send acknowledgements."""
+
+
+class OffsetCommits(Protocol):
+    """The consumer-group source's commit, as the Stream ledger uses it."""
+
+    def commit(self, offsets: Mapping[PartitionId, int], *, wait: bool = True) -> bool:
+        """Make ``offsets`` durable; False when a waited commit failed."""
 
 
 @dataclass(slots=True)
@@ -77,8 +143,9 @@ class _Partition:
 class OffsetLedger:
     """What may be committed, per partition, and which partitions are busy."""
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, source: OffsetCommits | None = None) -> None:
         self._counters = counters
+        self._source = source
         self._lock = threading.Lock()
         self._partitions: dict[PartitionId, _Partition] = {}
         self._batches: dict[int, Batch] = {}
@@ -101,15 +168,20 @@ class OffsetLedger:
         """Partitions this poller owns now."""
         return frozenset(self._partitions)
 
-    def read(self, record: Record) -> None:
-        """A record was read; a record read again (after a seek) counts once."""
+    def read(self, record: Record, *, keep: bool = True) -> bool:
+        """A record was read; a record read again (after a seek) counts once.
+
+        Always True: a filtered-out record keeps its place in the batcher, so that its
+        offset commits in order with its neighbours.
+        """
         entry = self._partitions.get((record.topic, record.partition))
         if entry is None:
-            return
+            return True
         unread = entry.unread
         while unread and unread[-1] >= record.offset:
             unread.pop()
         unread.append(record.offset)
+        return True
 
     # -- batches in flight ---------------------------------------------------------------
     def begin(self, batch: Batch) -> None:
@@ -201,6 +273,17 @@ class OffsetLedger:
                 entry.batch = None
 
     # -- committing (the loop's thread) --------------------------------------------------
+    def flush(self, *, wait: bool) -> None:
+        """Commit what settled past the last commit: without waiting in the loop, waiting
+        on revoke and stop."""
+        offsets = self.committable()
+        if not offsets:
+            return
+        if self._source is None:
+            raise RuntimeError("this ledger was built without a source to commit to")
+        if self._source.commit(offsets, wait=wait):
+            self.committed(offsets)
+
     def committable(self) -> dict[PartitionId, int]:
         """The next offset to commit, per partition that settled past its last commit."""
         with self._lock:

@@ -33,7 +33,7 @@ from runtime.observability.state import (
 )
 from runtime.pipeline.batcher import Batch, Batcher
 from runtime.pipeline.failures import RetryBackoff
-from runtime.pipeline.offsets import OffsetLedger
+from runtime.pipeline.offsets import Ledger
 from runtime.pipeline.processor import BatchOutcome, BatchProcessor
 from runtime.pipeline.source import Source
 from runtime.records import PartitionId
@@ -67,7 +67,8 @@ class PollerParts:
     """The collaborators of one poller, built by the launcher (the one wiring point)."""
 
     source: Source
-    ledger: OffsetLedger
+    ledger: Ledger
+    """Stream: the offsets ledger; Queue: the acknowledgement ledger."""
     batcher: Batcher
     processor: BatchProcessor
     counters: Counters
@@ -168,12 +169,16 @@ class Poller:
             return
         self._last_fetch = time.monotonic()
         record_filter, ledger, batcher = self._filter, self._ledger, self._batcher
-        for record in self._source.poll(self.options.max_poll_records, self._poll_timeout()):
+        records = self._source.poll(self.options.max_poll_records, self._poll_timeout())
+        for record in records:
             keep = record_filter is None or record_filter.matches(record.value)
             if not keep:
                 self.counters.add(Metric.FILTERED_OUT)
-            ledger.read(record)
-            batcher.add(record, now=time.monotonic(), keep=keep)
+            if ledger.read(record, keep=keep):
+                batcher.add(record, now=time.monotonic(), keep=keep)
+        if not records and ledger.in_flight:
+            # A share consumer answers at once while it holds records: wait for a batch.
+            self._collect(block_s=_BUSY_POLL_S)
         if self._reporter is not None:
             busy = [p for p in self._ledger.assigned if self._ledger.busy(p)]
             self._reporter.observe(self._ledger.assigned, busy)
@@ -227,10 +232,9 @@ class Poller:
             self._stopping.set()
 
     def _commit(self, wait: bool = True) -> None:
-        """Commit settled offsets: without waiting in the loop, waiting on revoke and stop."""
-        offsets = self._ledger.committable()
-        if offsets and self._source.commit(offsets, wait=wait):
-            self._ledger.committed(offsets)
+        """Tell the broker what is settled: without waiting in the loop, waiting on revoke
+        and stop."""
+        self._ledger.flush(wait=wait)
 
     def _apply_backpressure(self) -> bool:
         """Pause partitions with too much waiting; True when this turn should not fetch.

@@ -25,7 +25,11 @@ from runtime.invokers import MAX_TIMEOUT_S, ErrorKind, Invoker, InvokeResult
 from runtime.observability.counters import Counters, Metric
 from runtime.observability.scaling import WorkloadMeter
 from runtime.observability.state import OK, MappingStatus, MappingStopped, problem
-from runtime.pipeline.batch_responses import BatchResponseError, lowest_failed_offsets
+from runtime.pipeline.batch_responses import (
+    BatchResponseError,
+    failed_items,
+    lowest_failed_offsets,
+)
 from runtime.pipeline.batcher import Batch
 from runtime.pipeline.event import assemble_records
 from runtime.pipeline.failures import (
@@ -46,10 +50,17 @@ log = logging.getLogger("runtime.batch")
 
 
 class SettlementListener(Protocol):
-    """Where settled records go: the offsets ledger."""
+    """Where settled records go: the ledger (offsets, or acknowledgements)."""
 
     def settle(self, batch: Batch, records: Sequence[Record], outcome: Outcome, /) -> object:
         """``records`` of ``batch`` are settled with ``outcome``."""
+
+
+class Redelivery(Protocol):
+    """Queue mode: the share group delivers a released record again, up to a limit."""
+
+    def last_delivery(self, record: Record) -> bool:
+        """True when releasing ``record`` would archive it instead of delivering it again."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,8 @@ class BatchProcessor:
 
     Without error-handling fields this is AWS's default: retry until the batch
     succeeds. Retries are interrupted (the batch left unsettled) when the poller stops.
+    With ``redelivery`` (Queue mode) nothing is retried here: each delivery is invoked
+    once and what fails goes back to the share group, which delivers it again.
     """
 
     def __init__(
@@ -133,8 +146,10 @@ class BatchProcessor:
         destination: FailureDestination | None = None,
         clock_ms: Callable[[], int] | None = None,
         workload: WorkloadMeter | None = None,
+        redelivery: Redelivery | None = None,
     ) -> None:
         self._invoker = invoker
+        self._redelivery = redelivery
         self._workload = workload or WorkloadMeter()
         self._servers = bootstrap_servers
         self._counters = counters
@@ -156,6 +171,8 @@ class BatchProcessor:
         try:
             if batch.oversized:  # its event alone is over 6 MB: Lambda can never take it
                 self._give_up(batch, whole, Condition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED)
+            elif self._redelivery is not None:
+                self._work_once(batch, deque([whole]), self._redelivery)
             else:
                 self._work(batch, deque([whole]))
         except _Interrupted as interrupted:
@@ -231,6 +248,60 @@ class BatchProcessor:
             raise _Interrupted
         return [replace(piece, retries=retries)]
 
+    # -- Queue mode: one invocation per delivery ------------------------------------------
+    def _work_once(self, batch: Batch, pieces: deque[_Piece], redelivery: Redelivery) -> None:
+        """Invoke each piece once; release what fails, or give it up at its last try."""
+        while pieces:
+            piece = self._drop_expired(batch, pieces.popleft())
+            if piece.records:
+                pieces.extendleft(reversed(self._attempt_once(batch, piece, redelivery)))
+
+    def _attempt_once(self, batch: Batch, piece: _Piece, redelivery: Redelivery) -> list[_Piece]:
+        """Success → ACCEPT; a function error, throttle or timeout → RELEASE (or the
+        destination); a partial batch response releases only the named records."""
+        result = self._invoke(batch, piece)
+        deliveries = max(record.delivery_count for record in piece.records)
+        piece = replace(piece, invokes=deliveries, last=result)
+        named: set[tuple[str, int]] = set()
+        if result.ok and self._policy.report_item_failures:
+            named, result = self._read_items(piece, result)
+        if result.ok:
+            self._status.record_result(OK)
+            failed, handled = piece.take(lambda r: (r.partition_key, r.offset) in named)
+            self._settle(batch, handled.records, Outcome.HANDLED)
+        else:
+            self._count_failure(piece, result)
+            stopped = stop_for(result)
+            if stopped is not None:
+                raise _Interrupted(stopped)
+            if result.error_kind is ErrorKind.PAYLOAD_TOO_LARGE:
+                if len(piece.records) > 1:
+                    return piece.halves()
+                self._give_up(batch, piece, Condition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED)
+                return []
+            failed = piece
+        if failed.records:
+            self._release(batch, failed, redelivery)
+        return []
+
+    def _release(self, batch: Batch, piece: _Piece, redelivery: Redelivery) -> None:
+        """Give failed records back to the share group after a backoff; records past
+        MaximumRetryAttempts (retries = deliveries - 1) or at the broker's delivery limit
+        (a release would archive them unseen) go to the destination instead."""
+        last, again = piece.take(
+            lambda r: (
+                self._policy.retries_exhausted(r.delivery_count) or redelivery.last_delivery(r)
+            )
+        )
+        if last.records:
+            self._give_up(batch, last, Condition.RETRY_ATTEMPTS_EXHAUSTED)
+        if not again.records:
+            return
+        if self._stopping.wait(self._backoff.delay(again.invokes)):
+            raise _Interrupted  # still held: the stop releases them
+        log.info("records released for redelivery", extra=_fields(batch, again))
+        self._settle(batch, again.records, Outcome.RELEASED)
+
     # -- invoking ----------------------------------------------------------------------------
     def _invoke(self, batch: Batch, piece: _Piece) -> InvokeResult:
         payload = assemble_records(piece.records, piece.fragments, self._servers)
@@ -254,14 +325,16 @@ class BatchProcessor:
         try:
             return lowest_failed_offsets(result.payload, piece.sent()), result
         except BatchResponseError as exc:
-            return {}, InvokeResult.failure(
-                ErrorKind.FUNCTION_ERROR,
-                f"invalid ReportBatchItemFailures reply: {exc}",
-                request_id=result.request_id,
-                status_code=result.status_code,
-                executed_version=result.executed_version,
-                payload=result.payload,
-            )
+            return {}, _invalid_reply(result, exc)
+
+    def _read_items(
+        self, piece: _Piece, result: InvokeResult
+    ) -> tuple[set[tuple[str, int]], InvokeResult]:
+        """Queue mode's partial batch response: the failed records themselves."""
+        try:
+            return set(failed_items(result.payload, piece.sent(), queue=True)), result
+        except BatchResponseError as exc:
+            return set(), _invalid_reply(result, exc)
 
     def _count_failure(self, piece: _Piece, result: InvokeResult) -> None:
         if result.sent:  # events the function got and failed; an unsent call is an error only
@@ -331,6 +404,18 @@ class BatchProcessor:
             )
         else:
             log.warning("batch failed: %s", describe_failure(result), extra=fields)
+
+
+def _invalid_reply(result: InvokeResult, error: BatchResponseError) -> InvokeResult:
+    """A reply that is not a valid partial batch response fails the whole piece (AWS)."""
+    return InvokeResult.failure(
+        ErrorKind.FUNCTION_ERROR,
+        f"invalid ReportBatchItemFailures reply: {error}",
+        request_id=result.request_id,
+        status_code=result.status_code,
+        executed_version=result.executed_version,
+        payload=result.payload,
+    )
 
 
 def _fields(batch: Batch, piece: _Piece) -> dict[str, object]:

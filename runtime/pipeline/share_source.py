@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import AcknowledgeType, KafkaError, KafkaException, ShareConsumer
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # ConfigResource: re-exported
@@ -31,8 +31,19 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # ConfigResou
 
 from runtime.client_settings import CONSUMER_ONLY_SETTINGS
 from runtime.definition.model import EventSourceMapping
-from runtime.pipeline.source import to_record
-from runtime.records import Record
+from runtime.definition.vocabulary import CLUSTER_FAILED_TO_AUTHORIZE
+from runtime.observability.client_errors import RepeatLimiter
+from runtime.observability.counters import Counters, Metric
+from runtime.observability.reachability import STATS_INTERVAL_MS, Reachability
+from runtime.observability.scaling import WorkloadMeter
+from runtime.observability.state import (
+    MappingStatus,
+    MappingStopped,
+    StateTransitionReason,
+    problem,
+)
+from runtime.pipeline.source import AUTHZ_ERRORS, AssignmentListener, ClientConnection, to_record
+from runtime.records import PartitionId, Record
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +56,17 @@ LOCK_SETTING = "share.record.lock.duration.ms"
 BROKER_LOCK_SETTING = "group.share.record.lock.duration.ms"
 """The broker-wide default record lock."""
 
+BROKER_DELIVERY_LIMIT_SETTING = "group.share.delivery.count.limit"
+"""The broker-wide default of deliveries before a record is archived."""
+DELIVERY_LIMIT_SETTING = "share.delivery.count.limit"
+"""The share group's own delivery limit (Apache Kafka 4.3+)."""
+DEFAULT_LOCK_MS = 30_000
+DEFAULT_DELIVERY_LIMIT = 5
+"""Apache Kafka's defaults for the two settings above."""
+
 _SHARE_SETTINGS_ALLOWED = frozenset({"client.id", "max.poll.records"})
 """Consumer-only keys the share consumer does accept; every other one it refuses."""
+_SHARE_ONLY_SETTINGS = frozenset({"share.acknowledgement.mode", "max.poll.records"})
 
 RecordKey = tuple[str, int, int]
 """``(topic, partition, offset)``: how an acquired record is named to the broker."""
@@ -70,8 +90,12 @@ _CLIENT_TYPES: Mapping[Acknowledgement, AcknowledgeType] = {
 }
 
 
-class ShareGroupsUnavailable(RuntimeError):
-    """The cluster cannot serve share groups; the message says what to enable."""
+class ShareGroupsUnavailable(MappingStopped):
+    """The cluster cannot serve share groups: the mapping stops (ESM_CONFIG_NOT_VALID) and
+    its LastProcessingResult names the broker and the setting to enable."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(StateTransitionReason.ESM_CONFIG_NOT_VALID, problem(message))
 
 
 class AcknowledgementError(RuntimeError):
@@ -87,6 +111,8 @@ class ShareGroupSupport:
     """The broker's ``group.coordinator.rebalance.protocols``; empty when unknown."""
     record_lock_ms: int | None
     """The broker's default record lock; None on brokers older than 4.0 (no share groups)."""
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT
+    """The broker's ``group.share.delivery.count.limit``."""
 
     @property
     def enabled(self) -> bool:
@@ -121,12 +147,16 @@ def share_group_support(admin: AdminClient, timeout_s: float = 10.0) -> ShareGro
     )
     protocols = configs.get(SHARE_PROTOCOLS_SETTING)
     lock = configs.get(BROKER_LOCK_SETTING)
+    limit = configs.get(BROKER_DELIVERY_LIMIT_SETTING)
     return ShareGroupSupport(
         broker_id=broker_id,
         protocols=tuple(p.strip() for p in (protocols.value or "").split(",") if p.strip())
         if protocols is not None
         else (),
         record_lock_ms=int(lock.value) if lock is not None and lock.value else None,
+        delivery_limit=int(limit.value)
+        if limit is not None and limit.value
+        else DEFAULT_DELIVERY_LIMIT,
     )
 
 
@@ -137,6 +167,74 @@ def require_share_groups(admin: AdminClient, timeout_s: float = 10.0) -> ShareGr
     if problem is not None:
         raise ShareGroupsUnavailable(problem)
     return support
+
+
+@dataclass(frozen=True)
+class ShareGroupTerms:
+    """What the broker will do with a record this group holds: lock it, count deliveries."""
+
+    record_lock_ms: int
+    """How long a handed-out record stays with its member before the broker takes it back."""
+    delivery_limit: int
+    """Deliveries after which a released or expired record is archived, not redelivered."""
+    lock_source: str
+    """Where ``record_lock_ms`` comes from: the group's config, or the broker's default."""
+
+    def lock_problem(self, function_timeout_s: float) -> str | None:
+        """Why the lock is too short for the function, with the numbers; or None."""
+        if self.record_lock_ms >= function_timeout_s * 1000:
+            return None
+        return (
+            f"the share group's record lock ({self.record_lock_ms} ms, {self.lock_source}) is "
+            f"shorter than the function timeout ({function_timeout_s * 1000:.0f} ms): a record "
+            "whose function runs past the lock is handed to another poller while it still runs "
+            f"(a duplicate). Raise the group's {LOCK_SETTING} (and the broker's "
+            "group.share.max.record.lock.duration.ms) or lower the function timeout"
+        )
+
+
+def read_share_group_terms(
+    admin: AdminClient, group: str, timeout_s: float = 10.0
+) -> ShareGroupTerms:
+    """Check the cluster serves share groups, then read ``group``'s lock and delivery limit.
+
+    The group's own configs win over the broker's defaults; a group that cannot be
+    described (new, or no DescribeConfigs ACL on it) uses the broker's.
+    """
+    support = require_share_groups(admin, timeout_s)
+    group_configs = _group_configs(admin, group, timeout_s)
+    lock = group_configs.get(LOCK_SETTING)
+    limit = group_configs.get(DELIVERY_LIMIT_SETTING)
+    return ShareGroupTerms(
+        record_lock_ms=int(lock) if lock else support.record_lock_ms or DEFAULT_LOCK_MS,
+        delivery_limit=int(limit) if limit else support.delivery_limit,
+        lock_source=f"group {group}" if lock else f"broker {BROKER_LOCK_SETTING}",
+    )
+
+
+def _group_configs(admin: AdminClient, group: str, timeout_s: float) -> dict[str, str]:
+    resource = ConfigResource(ConfigResource.Type.GROUP, group)
+    try:
+        described = admin.describe_configs([resource], request_timeout=timeout_s)[resource]
+        configs = described.result(timeout=timeout_s)
+    except KafkaException as exc:
+        log.info("group %s's configs not readable (%s): using the broker's", group, exc)
+        return {}
+    # Only values set on the group itself: a described default repeats the broker's.
+    return {
+        name: entry.value
+        for name, entry in configs.items()
+        if entry.value is not None and not entry.is_default
+    }
+
+
+def _admin_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The share consumer's connection and security settings, for an admin client."""
+    return {
+        key: value
+        for key, value in settings.items()
+        if key not in CONSUMER_ONLY_SETTINGS and key not in _SHARE_ONLY_SETTINGS
+    }
 
 
 def share_group_id(mapping: EventSourceMapping) -> str:
@@ -172,51 +270,98 @@ def share_consumer_settings(
 
 
 class ShareSource:
-    """Share-group consumer: subscribe, poll records, acknowledge each, commit, close."""
+    """Queue mode's :class:`~runtime.pipeline.source.Source`: a share-group member.
+
+    Share groups assign no partitions to a member, so the assignment listener hears
+    nothing and pause/resume do nothing: the share consumer itself stops fetching while
+    records it handed out are unacknowledged. The :class:`AcknowledgementLedger` tells
+    it what to acknowledge (:meth:`acknowledge`, :meth:`commit`).
+    """
 
     def __init__(
         self,
         mapping: EventSourceMapping,
-        security: Mapping[str, Any] | None = None,
+        counters: Counters,
+        connection: ClientConnection,
         *,
-        consumer_factory: Callable[[dict[str, Any]], ShareConsumer] = ShareConsumer,
+        status: MappingStatus | None = None,
+        workload: WorkloadMeter | None = None,
+        max_poll_records: int | None = None,
+        function_timeout_s: float | None = None,
     ) -> None:
         self._mapping = mapping
-        self._consumer = consumer_factory(share_consumer_settings(mapping, security))
-        self._fetched: deque[tuple[Record, int]] = deque()
-        self._unacknowledged: dict[RecordKey, int] = {}
-        self._closed = False
+        self._function_timeout_s = function_timeout_s
+        self._counters = counters
+        self._connection = connection
+        self._status = status or MappingStatus()
+        self._workload = workload or WorkloadMeter()
+        self._max_poll_records = max_poll_records
+        self._reach = Reachability(self._status)
+        self._said = RepeatLimiter(log)
+        self._client_errors: list[KafkaError] = []
+        self._consumer: ShareConsumer | None = None
+        self._terms: ShareGroupTerms | None = None
+        self._fetched: deque[Record] = deque()
+        self._unacknowledged: set[RecordKey] = set()
 
     @property
     def group_id(self) -> str:
         """The share group this source reads as."""
         return share_group_id(self._mapping)
 
-    def subscribe(self) -> None:
-        """Join the share group on the mapping's one topic."""
-        self._consumer.subscribe([self._mapping.topic])
+    @property
+    def terms(self) -> ShareGroupTerms:
+        """The group's record lock and delivery limit, read when the source subscribed."""
+        if self._terms is None:
+            raise RuntimeError("the source is used before subscribe()")
+        return self._terms
+
+    def subscribe(self, listener: AssignmentListener | None = None) -> None:
+        """Connect (secrets, sign-in), check the cluster serves share groups, read the
+        group's lock and delivery limit (warning when the lock is shorter than the
+        function timeout), and join on the mapping's one topic.
+
+        Raises ShareGroupsUnavailable when the cluster has no share groups.
+        """
+        security = dict(self._connection.connect())
+        settings = share_consumer_settings(
+            self._mapping, security, max_poll_records=self._max_poll_records
+        )
+        self._terms = read_share_group_terms(AdminClient(_admin_settings(settings)), self.group_id)
+        settings["error_cb"] = self._client_errors.append
+        settings.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
+        settings["stats_cb"] = self._reach.on_stats
+        # The launcher built the connection with the share-consumer class.
+        consumer = cast(ShareConsumer, self._connection.consumer_factory(settings))
+        consumer.subscribe([self._mapping.topic])
+        self._consumer = consumer
+
+    @property
+    def _client(self) -> ShareConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the source is used before subscribe()")
+        return self._consumer
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         """Up to ``max_records`` acquired records, across partitions and in no set order.
 
         Fetches from the broker only once every record handed out was acknowledged
-        (the share consumer's rule); until then returns what is buffered, or ``[]``.
+        (the share consumer's rule); until then returns what is buffered, or ``[]`` at
+        once. Raises MappingStopped on errors AWS stops for.
         """
         if not self._fetched and not self._unacknowledged:
             self._fetch(timeout_s)
+            self._raise_client_errors()
         handed: list[Record] = []
         while self._fetched and len(handed) < max_records:
-            record, deliveries = self._fetched.popleft()
-            self._unacknowledged[_key(record)] = deliveries
+            record = self._fetched.popleft()
+            self._unacknowledged.add(_key(record))
             handed.append(record)
         return handed
 
-    def delivery_count(self, record: Record) -> int:
-        """How many times the broker has delivered ``record`` (1 on its first delivery)."""
-        key = _key(record)
-        if key in self._unacknowledged:
-            return self._unacknowledged[key]
-        raise AcknowledgementError(f"record {_name(key)} is not held by this source")
+    def last_delivery(self, record: Record) -> bool:
+        """True when releasing ``record`` would archive it: the broker's delivery limit."""
+        return record.delivery_count >= self.terms.delivery_limit
 
     def unacknowledged(self) -> int:
         """Records handed out and not yet acknowledged."""
@@ -227,45 +372,72 @@ class ShareSource:
         client_type = _CLIENT_TYPES[kind]
         for record in records:
             key = _key(record)
-            if self._unacknowledged.pop(key, None) is None:
+            if key not in self._unacknowledged:
                 raise AcknowledgementError(
                     f"record {_name(key)} cannot be acknowledged {kind}: it is not held by "
                     "this source (never handed out, or already acknowledged)"
                 )
-            self._consumer.acknowledge_offset(*key, client_type)
+            self._unacknowledged.discard(key)
+            self._client.acknowledge_offset(*key, client_type)
 
-    def commit(self, timeout_s: float = 30.0) -> bool:
-        """Send the acknowledgements now and wait; False when a partition refused them.
+    def commit(self, *, wait: bool = True, timeout_s: float = 30.0) -> bool:
+        """Send the acknowledgements; with ``wait``, wait and return False when a
+        partition refused them.
 
         A refused acknowledgement is not lost work: the records stay acquired until
         their lock expires and are then delivered again.
         """
-        results = self._consumer.commit_sync(timeout_s)
+        if not wait:
+            self._client.commit_async()
+            return True
+        results = self._client.commit_sync(timeout_s)
         failed = {tp: error for tp, error in (results or {}).items() if error is not None}
         for tp, error in failed.items():
+            self._counters.add(Metric.COMMIT_ERROR)
             log.warning("acknowledgement for %s-%s failed: %s", tp.topic, tp.partition, error)
         return not failed
 
+    def pause(self, partitions: Collection[PartitionId]) -> None:
+        """Nothing to pause: the share consumer fetches only once everything is acknowledged."""
+
+    def resume(self, partitions: Collection[PartitionId]) -> None:
+        """Nothing was paused."""
+
+    @property
+    def paused(self) -> frozenset[PartitionId]:
+        """Always empty (see :meth:`pause`)."""
+        return frozenset()
+
     def close(self) -> None:
         """Release what was fetched but never handed out, send acknowledgements, leave."""
-        if self._closed:
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
             return
-        self._closed = True
-        leftovers = [record for record, _ in self._fetched]
+        leftovers = list(self._fetched)
         self._fetched.clear()
         for record in leftovers:
-            self._consumer.acknowledge_offset(*_key(record), AcknowledgeType.RELEASE)
+            consumer.acknowledge_offset(*_key(record), AcknowledgeType.RELEASE)
         # Records handed out but unacknowledged stay acquired: the broker redelivers
         # them when their lock expires, so a stop never loses one.
-        self._consumer.close()
+        consumer.close()
 
     def _fetch(self, timeout_s: float) -> None:
-        for message in self._consumer.poll(timeout_s):
+        polled = 0
+        for message in self._client.poll(timeout_s):
             error = message.error()
             if error is not None:
                 self._on_error(error)
                 continue
-            self._fetched.append((to_record(message), message.delivery_count() or 1))
+            record = to_record(message)
+            deliveries = message.delivery_count() or 1
+            if deliveries > 1:
+                record = replace(record, delivery_count=deliveries)
+                self._counters.add(Metric.REDELIVERED)
+            self._fetched.append(record)
+            polled += 1
+        if polled:
+            self._counters.add(Metric.POLLED, polled)
+            self._workload.polled(self._fetched)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() in (
@@ -276,9 +448,24 @@ class ShareSource:
                 f"the cluster refused the share-group protocol ({error.str()}): Queue mode needs "
                 f"Apache Kafka 4.2+ with {SHARE_PROTOCOLS_SETTING} including share"
             )
+        if error.code() in AUTHZ_ERRORS:
+            raise MappingStopped(
+                StateTransitionReason.EVENT_SOURCE_AUTHZ_ERROR, problem(CLUSTER_FAILED_TO_AUTHORIZE)
+            )
         if error.fatal():
             raise KafkaException(error)
-        log.warning("share polling error: %s", error.str(), extra={"code": error.name()})
+        self._counters.add(Metric.POLLING_ERROR)
+        self._said.warning(error.name(), f"share polling error: {error.str()}")
+
+    def _raise_client_errors(self) -> None:
+        errors, self._client_errors[:] = list(self._client_errors), []
+        for error in errors:
+            stopped = self._connection.classify(error)
+            if stopped is not None:
+                raise stopped
+            self._counters.add(Metric.POLLING_ERROR)
+            self._reach.on_error(error)
+            self._said.warning(error.name(), f"client error: {error.str()}")
 
 
 def _key(record: Record) -> RecordKey:

@@ -53,7 +53,7 @@ _TIMESTAMP_TYPES = {
     TIMESTAMP_NOT_AVAILABLE: TimestampType.NO_TIMESTAMP_TYPE,
 }
 _CREATE_TIME = TimestampType.CREATE_TIME
-_AUTHZ_ERRORS = frozenset(
+AUTHZ_ERRORS = frozenset(
     {
         KafkaError.TOPIC_AUTHORIZATION_FAILED,
         KafkaError.GROUP_AUTHORIZATION_FAILED,
@@ -74,7 +74,11 @@ class AssignmentListener(Protocol):
 
 
 class Source(Protocol):
-    """What the poll loop needs from Kafka, whichever kind of group reads the topic."""
+    """What the poll loop needs from Kafka, whichever kind of group reads the topic.
+
+    Telling the broker what is settled (committing offsets, acknowledging records) is
+    the ledger's :meth:`~runtime.pipeline.offsets.Ledger.flush`, through the source.
+    """
 
     def subscribe(self, listener: AssignmentListener) -> None:
         """Connect and join; ``listener`` hears of partitions given and taken.
@@ -84,9 +88,6 @@ class Source(Protocol):
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first."""
-
-    def commit(self, offsets: Mapping[PartitionId, int], *, wait: bool = True) -> bool:
-        """Make ``offsets`` (next offset to read) durable; False when a waited commit failed."""
 
     def pause(self, partitions: Collection[PartitionId]) -> None:
         """Stop fetching ``partitions`` (backpressure)."""
@@ -360,7 +361,7 @@ class ConsumerGroupSource:
     def _on_error(self, error: KafkaError) -> None:
         if error.code() in _QUIET_ERRORS:
             return
-        if error.code() in _AUTHZ_ERRORS:
+        if error.code() in AUTHZ_ERRORS:
             raise MappingStopped(
                 StateTransitionReason.EVENT_SOURCE_AUTHZ_ERROR, problem(CLUSTER_FAILED_TO_AUTHORIZE)
             )

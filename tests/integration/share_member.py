@@ -11,13 +11,17 @@ import json
 import sys
 import time
 
+from confluent_kafka import ShareConsumer
+
 from runtime.definition.model import parse_mapping
+from runtime.observability.counters import Counters
 from runtime.pipeline.share_source import ShareSource
+from runtime.pipeline.source import PlainConnection
 
 
 def main() -> None:
     mapping = parse_mapping(json.loads(sys.argv[1]))
-    source = ShareSource(mapping)
+    source = ShareSource(mapping, Counters(), PlainConnection(consumer_factory=ShareConsumer))
     source.subscribe()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

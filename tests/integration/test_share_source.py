@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from confluent_kafka import ShareConsumer
 from confluent_kafka.admin import AdminClient
 
 from runtime.definition.model import parse_mapping
 from runtime.devtools.local_kafka import ClusterInfo
+from runtime.observability.counters import Counters
 from runtime.pipeline.share_source import (
     Acknowledgement,
     AcknowledgementError,
@@ -24,6 +26,7 @@ from runtime.pipeline.share_source import (
     configure_share_group,
     require_share_groups,
 )
+from runtime.pipeline.source import PlainConnection
 from runtime.records import Record
 from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
@@ -67,7 +70,7 @@ class ShareSetup:
 
     def open(self, batch: int = 10) -> ShareSource:
         mapping = parse_mapping(queue_request(self.kafka, self.topic, self.group, batch))
-        source = ShareSource(mapping)
+        source = ShareSource(mapping, Counters(), PlainConnection(consumer_factory=ShareConsumer))
         source.subscribe()
         self.opened.append(source)
         return source
@@ -128,13 +131,13 @@ def test_released_records_come_back_with_a_rising_delivery_count(share: ShareSet
     produce(kafka.plaintext_config(), topic, [b"a", b"b", b"c"])
     source = share.open()
     first = poll_until(source, lambda got: len(got) == 3)
-    assert [source.delivery_count(r) for r in first] == [1, 1, 1]
+    assert [r.delivery_count for r in first] == [1, 1, 1]
     source.acknowledge(first, Acknowledgement.RELEASE)
     source.commit()
     again = poll_until(source, lambda got: len(got) == 3)
     assert [r.offset for r in again] == [r.offset for r in first]
     assert [r.value for r in again] == [b"a", b"b", b"c"]
-    assert [source.delivery_count(r) for r in again] == [2, 2, 2]
+    assert [r.delivery_count for r in again] == [2, 2, 2]
     source.acknowledge(again, Acknowledgement.ACCEPT)
     with pytest.raises(AcknowledgementError, match="already acknowledged"):
         source.acknowledge(again[:1], Acknowledgement.ACCEPT)
@@ -181,6 +184,6 @@ def test_a_member_killed_mid_batch_loses_nothing_its_records_return_after_the_lo
     killed_at = time.monotonic()
     back = poll_until(source, lambda got: len(got) == 5)
     assert [r.offset for r in back] == held
-    assert all(source.delivery_count(r) == 2 for r in back)
+    assert all(r.delivery_count == 2 for r in back)
     assert time.monotonic() - killed_at < 30  # the 2 s lock, not a session timeout of minutes
     source.acknowledge(back, Acknowledgement.ACCEPT)

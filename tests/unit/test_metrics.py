@@ -20,7 +20,16 @@ def test_metric_names_are_aws_names() -> None:
         "PollingErrorCount",
         "InvokeErrorCount",
         "CommitErrorCount",
+        "AcknowledgedEventCount",
+        "ReleasedEventCount",
+        "RejectedEventCount",
+        "RedeliveredEventCount",
     ]
+
+
+def test_share_group_counts_are_queue_only() -> None:
+    queue = {m for m in Metric if m.queue_only}
+    assert queue == {Metric.ACKNOWLEDGED, Metric.RELEASED, Metric.REJECTED, Metric.REDELIVERED}
 
 
 def test_error_counts_belong_to_the_error_group_and_the_rest_to_event_count() -> None:

@@ -96,7 +96,8 @@ def test_emf_publishes_interval_counts_lag_and_desired_pollers() -> None:
     assert main["_aws"]["Timestamp"] == 1_700_000_000_123
     assert main["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Test"
     assert _metric_names(main) == {
-        ("EventSourceMappingUUID",): [m.value for m in Metric] + [DESIRED_POLLER_COUNT],
+        ("EventSourceMappingUUID",): [m.value for m in Metric if not m.queue_only]
+        + [DESIRED_POLLER_COUNT],
         ("EventSourceMappingUUID", "Topic"): ["OffsetLag", "MaxOffsetLag", "SumOffsetLag"],
     }
     assert main["PolledEventCount"] == 1

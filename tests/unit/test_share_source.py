@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-import io
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import ShareConsumer
 
-from runtime.cli.main import build_parser
-from runtime.cli.run import CONFIG_NOT_VALID_EXIT, run
 from runtime.definition.model import parse_mapping
 from runtime.pipeline.share_source import ShareGroupSupport, share_consumer_settings
 
@@ -78,14 +73,3 @@ def test_a_broker_older_than_4_0_is_named_as_too_old() -> None:
 
 def test_a_broker_with_the_share_protocol_passes() -> None:
     assert ShareGroupSupport(1, ("classic", "consumer", "share"), 30_000).problem() is None
-
-
-def test_run_refuses_queue_mode_until_the_loop_drives_share_groups(tmp_path: Path) -> None:
-    path = tmp_path / "mapping.json"
-    path.write_text(json.dumps(request()), encoding="utf-8")
-    args = build_parser().parse_args(
-        ["run", "--mapping", str(path), "--handler", "tests.unit.sample_handlers:echo"]
-    )
-    err = io.StringIO()
-    assert run(args, err) == CONFIG_NOT_VALID_EXIT
-    assert "ConsumptionMode=Queue" in err.getvalue()
