@@ -45,6 +45,7 @@ from constructs_kafka.validation import (
 )
 from runtime.definition.model import AclRequirement, ProvisionedPollerConfig
 from runtime.definition.vocabulary import (
+    ConsumptionMode,
     EsmMetric,
     EventRecordFormat,
     SchemaRegistryAuthType,
@@ -59,6 +60,7 @@ __all__ = [
     "PRINCIPAL_PLACEHOLDER",
     "AclRequirement",
     "ClientCertificateSecret",
+    "ConsumptionMode",
     "EsmMetric",
     "EventRecordFormat",
     "KafkaAuthentication",

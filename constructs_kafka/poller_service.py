@@ -139,8 +139,10 @@ class PollerServiceProps:
     """The fewest tasks, 1 to ``max_tasks``. @default - ``provisioned_pollers.minimum_pollers``,
     else 1"""
     max_tasks: int | None = None
-    """The most tasks, 1 to ``partition_count``. @default - ``partition_count`` (at most
-    ``provisioned_pollers.maximum_pollers``)"""
+    """The most tasks, 1 to ``partition_count`` (any number in Queue mode, where a share
+    group lets several pollers read one partition). @default - ``partition_count`` (at
+    most ``provisioned_pollers.maximum_pollers``; in Queue mode
+    ``provisioned_pollers.maximum_pollers`` when given)"""
     cpu: int = 512
     """Fargate CPU units of a task (256-16384, a valid Fargate pair with ``memory_mib``).
     @default 512"""
@@ -589,13 +591,15 @@ def _task_bounds(props: KafkaTriggerProps, service: PollerServiceProps) -> tuple
     """(min, max) tasks: the service's, else the provisioned pollers', else 1..partitions.
 
     The provisioned bounds are capped at the partition count, as AWS caps its pollers in
-    Stream mode (the runtime's DesiredPollerCount does the same)."""
+    Stream mode (the runtime's DesiredPollerCount does the same); not in Queue mode."""
     pollers = props.provisioned_pollers
     maximum = service.max_tasks
     if maximum is None:
         maximum = service.partition_count
         if pollers and pollers.maximum_pollers:
-            maximum = min(maximum, pollers.maximum_pollers)
+            # Queue mode's share group lets several pollers read one partition.
+            cap = pollers.maximum_pollers
+            maximum = cap if props.is_queue else min(maximum, cap)
     minimum = service.min_tasks
     if minimum is None:
         minimum = pollers.minimum_pollers if pollers and pollers.minimum_pollers else 1
@@ -629,7 +633,7 @@ def _count_problems(props: KafkaTriggerProps, service: PollerServiceProps) -> li
     if problems:
         return problems
     minimum, maximum = _task_bounds(props, service)
-    if maximum > partitions:
+    if maximum > partitions and not props.is_queue:
         rule = (
             f"is more than partition_count ({partitions}): Kafka gives each partition to one "
             "consumer of the group, so the extra pollers would idle"

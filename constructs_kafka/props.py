@@ -37,6 +37,7 @@ from runtime.definition.model import (
     pollers_request,
 )
 from runtime.definition.vocabulary import (
+    ConsumptionMode,
     EsmMetric,
     SourceAccessType,
     StartingPosition,
@@ -127,9 +128,17 @@ class KafkaTriggerProps:
     the same logical id; the default consumer group does not change."""
     topic: str
     """The one topic to consume: 1-249 of ``a-z A-Z 0-9 . _ -``, not starting with ``.``."""
-    starting_position: StartingPosition | lambda_.StartingPosition
+    starting_position: StartingPosition | lambda_.StartingPosition | None = None
     """Where a new consumer group starts (this library's or aws-cdk-lib's enum); an
-    existing group resumes from its committed offsets."""
+    existing group resumes from its committed offsets. Required in Stream mode, refused
+    in Queue mode (the share group's ``share.auto.offset.reset`` decides there).
+    @default - none"""
+    consumption_mode: ConsumptionMode | None = None
+    """``STREAM`` (a consumer group: partitions owned by one poller each, order per
+    partition) or ``QUEUE`` (a Kafka share group, Apache Kafka 4.2+: records acknowledged
+    one by one, no order, more pollers than partitions). This library's enum, or
+    aws-cdk-lib's ``lambda_.KafkaConsumptionMode`` where the installed aws-cdk-lib has it.
+    Create-only: changing it replaces the mapping. @default - Stream"""
     starting_position_timestamp: datetime | float | None = None
     """Epoch seconds (or an aware datetime); required with AT_TIMESTAMP, refused otherwise.
     @default - none"""
@@ -212,10 +221,21 @@ class KafkaTriggerProps:
     commands are in ``acl_commands``)"""
 
     def __post_init__(self) -> None:
-        # aws-cdk-lib's StartingPosition is accepted; the model keeps one enum.
+        # aws-cdk-lib's StartingPosition and KafkaConsumptionMode are accepted; the model
+        # keeps one enum each.
         position = self.starting_position
         if isinstance(position, lambda_.StartingPosition):
             object.__setattr__(self, "starting_position", StartingPosition(position.value))
+        mode: Any = self.consumption_mode
+        if mode is not None and not isinstance(mode, ConsumptionMode):
+            spelled = getattr(mode, "value", mode)
+            if spelled in set(ConsumptionMode):  # else the validator names the prop
+                object.__setattr__(self, "consumption_mode", ConsumptionMode(spelled))
+
+    @property
+    def is_queue(self) -> bool:
+        """True with ``consumption_mode=QUEUE`` (share groups)."""
+        return self.consumption_mode is ConsumptionMode.QUEUE
 
     def default_consumer_group_id(self) -> str:
         """The derived group: what identifies the mapping to its owner (the function's
@@ -224,8 +244,10 @@ class KafkaTriggerProps:
         return derive_uuid(self.function.node.path, topic, [], None)
 
     @property
-    def position(self) -> StartingPosition:
+    def position(self) -> StartingPosition | None:
         """``starting_position`` as this library's enum (aws-cdk-lib's is accepted too)."""
+        if self.starting_position is None:
+            return None
         return StartingPosition(_value(self.starting_position))
 
     @property
@@ -279,10 +301,10 @@ class KafkaTriggerProps:
             "SelfManagedEventSource": {
                 "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": list(self.bootstrap_servers)}
             },
-            "StartingPosition": _value(self.starting_position),
             "SelfManagedKafkaEventSourceConfig": self._kafka_config(),
         }
         optional: dict[str, Any] = {
+            "StartingPosition": _value(self.starting_position),
             "StartingPositionTimestamp": _epoch_seconds(self.starting_position_timestamp),
             "BatchSize": self.batch_size,
             "MaximumBatchingWindowInSeconds": _seconds(self.max_batching_window),
@@ -315,6 +337,8 @@ class KafkaTriggerProps:
 
     def _kafka_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"ConsumerGroupId": self.effective_consumer_group_id}
+        if self.consumption_mode is not None:
+            config["ConsumptionMode"] = _value(self.consumption_mode)
         registry = self.schema_registry
         if registry is not None:
             entry: dict[str, Any] = {

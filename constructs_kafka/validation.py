@@ -68,6 +68,7 @@ _PROPS_BY_FIELD: Final = (
     ("FilterCriteria", "filters"),
     ("KMSKeyArn", "filter_encryption"),
     ("SelfManagedKafkaEventSourceConfig.ConsumerGroupId", "consumer_group_id"),
+    ("SelfManagedKafkaEventSourceConfig.ConsumptionMode", "consumption_mode"),
     ("SelfManagedKafkaEventSourceConfig.SchemaRegistryConfig", "schema_registry"),
     ("DestinationConfig", "on_failure"),
     ("MaximumRetryAttempts", "retry_attempts"),

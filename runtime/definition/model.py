@@ -307,7 +307,12 @@ class EventSourceMapping:
 
     def required_acls(self) -> tuple[AclRequirement, ...]:
         """The ACLs Lambda needs: DescribeConfigs on the cluster, Describe and Read on the
-        group and the topic, plus Describe and Write on a ``kafka://`` destination topic."""
+        group and the topic, plus Describe and Write on a ``kafka://`` destination topic.
+
+        In Queue mode the group is a share group: Read on it covers joining, fetching and
+        acknowledging (KIP-932), Describe lists it; this poller also reads the group's
+        record lock and delivery limit (DescribeConfigs on the group; without it the
+        broker's defaults are assumed)."""
         cluster, group, topic = (
             AclResourceType.CLUSTER,
             AclResourceType.GROUP,
@@ -320,6 +325,10 @@ class EventSourceMapping:
             AclRequirement(topic, self.topic, AclOperation.DESCRIBE),
             AclRequirement(topic, self.topic, AclOperation.READ),
         ]
+        if self.is_queue:
+            acls.append(
+                AclRequirement(group, self.consumer_group_id, AclOperation.DESCRIBE_CONFIGS)
+            )
         destination = self.on_failure.kafka_topic if self.on_failure else None
         if destination:
             acls.append(AclRequirement(topic, destination, AclOperation.DESCRIBE))

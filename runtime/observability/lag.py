@@ -134,8 +134,12 @@ class LagReader:
         *,
         timeout_s: float = 10.0,
         admin_factory: AdminFactory = AdminClient,
+        positions: Callable[[], dict[int, int]] | None = None,
     ) -> None:
+        """``positions`` replace the group's committed offsets (Queue mode's delivered
+        front: a share group has no committed offsets to list)."""
         settings = consumer_settings(mapping, overrides)
+        self._positions = positions
         self._topic = mapping.topic
         self._group = mapping.consumer_group_id
         self._from_start = mapping.starting_position is not StartingPosition.LATEST
@@ -150,7 +154,7 @@ class LagReader:
     def read(self) -> LagSnapshot:
         """Lag of every partition of the topic; raises LagReadError when the broker fails."""
         partitions = self.partition_ids()
-        committed = self._committed(partitions)
+        committed = self._positions() if self._positions else self._committed(partitions)
         starts = self._offsets(partitions, _EARLIEST, "start offsets")
         ends = self._offsets(partitions, _LATEST, "end offsets")
         lags = tuple(

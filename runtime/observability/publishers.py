@@ -459,7 +459,12 @@ class Reporter:
                     mapping, counters, status, options.prometheus_port, options.prometheus_addr
                 )
             )
-        reader = LagReader(mapping, consumer_overrides, timeout_s=options.lag_timeout_s)
+        reader = LagReader(
+            mapping,
+            consumer_overrides,
+            timeout_s=options.lag_timeout_s,
+            positions=workload.front if workload is not None and mapping.is_queue else None,
+        )
         return cls(
             mapping,
             options,

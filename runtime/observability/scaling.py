@@ -12,7 +12,9 @@ into a number each interval:
 * pollers by concurrency: that rate times the invocation seconds of a record (as this
   poller's function calls took), over one poller's concurrent invocations;
 * the larger of the two, rounded up, within MinimumPollers..MaximumPollers and never
-  above the partition count (Stream mode);
+  above the partition count in Stream mode (Queue mode's share group lets several
+  pollers read one partition, so there the count may pass it; its backlog is the end
+  offset minus the delivered front, see :meth:`WorkloadMeter.front`);
 * throttled during the interval: at most one fewer than the last count.
 
 Until a record was polled and invoked, the cost of a record is unknown and the count
@@ -66,18 +68,22 @@ class PollerBounds:
     minimum: int = DEFAULT_MINIMUM_POLLERS
     maximum: int = DEFAULT_MAXIMUM_POLLERS
 
+    per_partition: bool = True
+    """Stream mode: one poller per partition at most. False in Queue mode."""
+
     @classmethod
     def of(cls, mapping: EventSourceMapping) -> PollerBounds:
         """The bounds ``ProvisionedPollerConfig`` sets, else 1..200."""
         config = mapping.provisioned_poller_config
+        per_partition = not mapping.is_queue
         if config is None:
-            return cls()
-        return cls(config.minimum_pollers, config.maximum_pollers)
+            return cls(per_partition=per_partition)
+        return cls(config.minimum_pollers, config.maximum_pollers, per_partition)
 
     def clamp(self, wanted: int, partitions: int) -> int:
-        """``wanted`` within the bounds, the upper one at most ``partitions`` (and at
-        least 1: a topic being created has no partitions yet)."""
-        high = max(1, min(self.maximum, partitions))
+        """``wanted`` within the bounds, the upper one at most ``partitions`` in Stream
+        mode (and at least 1: a topic being created has no partitions yet)."""
+        high = max(1, min(self.maximum, partitions) if self.per_partition else self.maximum)
         return max(min(self.minimum, high), min(wanted, high))
 
 
@@ -110,6 +116,23 @@ class WorkloadMeter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._totals = Workload()
+        self._front: dict[int, int] = {}
+
+    def delivered(self, records: Sequence[Record]) -> None:
+        """Queue mode: move the delivered front of each partition past ``records``."""
+        front = self._front
+        with self._lock:
+            for record in records:
+                if record.offset >= front.get(record.partition, 0):
+                    front[record.partition] = record.offset + 1
+
+    def front(self) -> dict[int, int]:
+        """Queue mode's stand-in for committed offsets: per partition, the offset after
+        the highest one the share group delivered to this poller. A share group's own
+        start offset cannot be read through librdkafka's admin API, so the backlog is
+        the end offset minus this front."""
+        with self._lock:
+            return dict(self._front)
 
     def polled(self, records: Sequence[Record]) -> None:
         """Count records read from the cluster, with their key and value bytes."""

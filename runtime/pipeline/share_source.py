@@ -438,6 +438,7 @@ class ShareSource:
         if polled:
             self._counters.add(Metric.POLLED, polled)
             self._workload.polled(self._fetched)
+            self._workload.delivered(self._fetched)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() in (

@@ -212,14 +212,16 @@ def concrete(template: dict[str, Any], value: Any) -> Any:
 
 def small_poller_service(stack: cdk.Stack, **props: Any) -> KafkaPollerService:
     """A poller service in an isolated VPC with only the required props, plus ``props``."""
+    defaults: dict[str, Any] = {
+        "bootstrap_servers": ["b-1.kafka.example.com:9096"],
+        "topic": "orders",
+        "starting_position": StartingPosition.LATEST,
+        "partition_count": 3,
+    }
     return KafkaPollerService(
         stack,
         "Poller",
         vpc=isolated_vpc(stack),
         function=new_function(stack),
-        bootstrap_servers=["b-1.kafka.example.com:9096"],
-        topic="orders",
-        starting_position=StartingPosition.LATEST,
-        partition_count=3,
-        **props,
+        **{**defaults, **props},
     )

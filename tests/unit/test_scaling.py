@@ -167,3 +167,29 @@ def test_bounds_come_from_provisioned_poller_config() -> None:
 def test_bad_capacity_is_refused_naming_the_field(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PollerCapacity(**fields)  # type: ignore[arg-type]
+
+
+def test_queue_mode_may_want_more_pollers_than_partitions() -> None:
+    workload = Workload(records_polled=1, bytes_polled=1, records_sent=1, invoke_s=10.0)
+    lag = _lag(0, (0, 1000))  # one partition, a backlog of 1000 slow records
+    queue = ScalingModel(PollerCapacity(catch_up_s=100.0), PollerBounds(1, 10, per_partition=False))
+    assert queue.update(lag, workload).desired == 10
+    assert _model(maximum=10).update(lag, workload).desired == 1
+
+
+def test_queue_bounds_are_not_per_partition() -> None:
+    queue = {
+        "FunctionName": "fn",
+        "Topics": ["orders"],
+        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["b:9092"]}},
+        "SelfManagedKafkaEventSourceConfig": {"ConsumptionMode": "Queue"},
+    }
+    assert PollerBounds.of(parse_mapping(queue)) == PollerBounds(1, 200, per_partition=False)
+
+
+def test_the_delivered_front_is_the_offset_after_the_highest_delivered() -> None:
+    meter = WorkloadMeter()
+    assert meter.front() == {}
+    meter.delivered([Record("t", 0, 5, 0), Record("t", 0, 3, 0), Record("t", 1, 0, 0)])
+    meter.delivered([Record("t", 0, 4, 0)])  # a redelivery behind the front moves nothing
+    assert meter.front() == {0: 6, 1: 1}
