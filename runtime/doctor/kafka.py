@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
@@ -22,6 +23,11 @@ from runtime.doctor.cluster import AUTHZ_ERROR, ClusterView, LogCapture, client_
 from runtime.doctor.fixes import topic_command
 from runtime.doctor.model import CheckResult, DoctorInputs, Findings, Status, aws_error
 from runtime.observability.state import MappingStopped, StateTransitionReason, problem
+from runtime.pipeline.share_source import (
+    LOCK_SETTING,
+    ShareGroupsUnavailable,
+    read_share_group_terms,
+)
 from runtime.security.plan import AuthMethod, classify_client_error, is_loopback
 from runtime.security.principal import LOCAL_PRINCIPAL_RULES, certificate_principal
 from runtime.security.session import sign_in
@@ -165,13 +171,16 @@ def check_topic(inputs: DoctorInputs, found: Findings) -> list[CheckResult]:
 
 
 def check_group(inputs: DoctorInputs, found: Findings) -> list[CheckResult]:
-    """The group's state and committed offsets: where the poller will start."""
+    """The group's state and committed offsets: where the poller will start; in Queue
+    mode the share group's support, record lock and delivery limit."""
     assert found.mapping is not None
     mapping = found.mapping
     group = mapping.consumer_group_id
     if found.topic_partitions is None:
         return [CheckResult(7, "group", Status.SKIP, f"{group}: the topic is not visible (step 6)")]
     cluster = ClusterView(inputs, found)
+    if mapping.is_queue:
+        return [_share_group_row(cluster, group, inputs.target.timeout_s)]
     partitions = [TopicPartition(mapping.topic, p) for p in range(found.topic_partitions)]
     try:
         committed = _committed(cluster, group, partitions)
@@ -192,6 +201,32 @@ def check_group(inputs: DoctorInputs, found: Findings) -> list[CheckResult]:
     )
     detail = f"{where}, resumes at {positions}; StartingPosition is ignored"
     return [_group_row(detail, found)]
+
+
+def _share_group_row(cluster: ClusterView, group: str, function_timeout_s: float) -> CheckResult:
+    """Share groups served, and a record lock that outlasts the function timeout."""
+    try:
+        terms = read_share_group_terms(cluster.admin, group, cluster.timeout_s)
+    except ShareGroupsUnavailable as exc:
+        fix = "upgrade to Apache Kafka 4.2+ and enable share groups (the detail says how)"
+        return CheckResult(7, "share group", Status.FAIL, exc.result, aws_error(exc), fix)
+    except KafkaException as exc:
+        status, detail = refused(exc.args[0], f"DescribeConfigs for share group {group}")
+        return CheckResult(7, "share group", status, detail)
+    detail = (
+        f"{group}: share groups served; record lock {terms.record_lock_ms} ms "
+        f"({terms.lock_source}), {terms.delivery_limit} deliveries before a record is archived"
+    )
+    lock_problem = terms.lock_problem(function_timeout_s)
+    if lock_problem is None:
+        return CheckResult(7, "share group", Status.PASS, detail)
+    seconds = math.ceil(function_timeout_s) * 1000
+    fix = (
+        f"kafka-configs.sh --bootstrap-server {cluster.mapping.bootstrap_servers[0]} --alter "
+        f"--entity-type groups --entity-name {group} --add-config {LOCK_SETTING}={seconds}, "
+        "or a shorter --function-timeout"
+    )
+    return CheckResult(7, "share group", Status.WARN, f"{detail}; {lock_problem}", None, fix)
 
 
 _GROUP_STATES = {"DEAD": "not created yet", "EMPTY": "no consumer running", "STABLE": "in use"}

@@ -535,3 +535,39 @@ def test_the_command_prints_a_table_and_json_and_exits_1_on_failure(
     failed = [c for c in report["checks"] if c["status"] == "fail"]
     assert [c["check"] for c in failed] == ["authentication"]
     assert failed[0]["awsError"] == AUTHN + "SASL authentication failed"
+
+
+# --- 7. Queue mode: the share group --------------------------------------------------------
+
+
+def _queue_doc(kafka: ClusterInfo, topic: str, group: str) -> dict[str, Any]:
+    return {
+        "FunctionName": "doctor-queue",
+        "Topics": [topic],
+        "SelfManagedEventSource": {
+            "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [kafka.bootstrap_servers]}
+        },
+        "SelfManagedKafkaEventSourceConfig": {"ConsumptionMode": "Queue", "ConsumerGroupId": group},
+    }
+
+
+def test_queue_mode_checks_the_share_group_and_its_lock_against_the_timeout(
+    kafka: ClusterInfo, tmp_path: Path, names: tuple[str, str]
+) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from runtime.pipeline.share_source import configure_share_group
+
+    topic, group = names
+    configure_share_group(
+        AdminClient(kafka.plaintext_config()), group, {"share.record.lock.duration.ms": "20000"}
+    )
+    short = InvokeTarget(handler="tests.unit.sample_handlers:echo", timeout_s=10)
+    row = _row(_doctor(_queue_doc(kafka, topic, group), tmp_path, short), "share group")
+    assert row.status is Status.PASS, row
+    assert "record lock 20000 ms (group " in row.detail
+    long = InvokeTarget(handler="tests.unit.sample_handlers:echo", timeout_s=60)
+    row = _row(_doctor(_queue_doc(kafka, topic, group), tmp_path, long), "share group")
+    assert row.status is Status.WARN, row
+    assert "20000 ms" in row.detail and "60000 ms" in row.detail
+    assert row.fix is not None and "share.record.lock.duration.ms=60000" in row.fix
