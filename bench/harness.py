@@ -108,7 +108,8 @@ def run_poller(
     thread = threading.Thread(target=run, name="bench-poller", daemon=True)
     thread.start()
     try:
-        _wait_assigned(poller, thread, timeout_s)
+        if not mapping.is_queue:  # a share group assigns no partitions
+            _wait_assigned(poller, thread, timeout_s)
         if on_started is not None:
             on_started()
         finished = log.done.wait(timeout_s)

@@ -207,19 +207,27 @@ class BatchProcessor:
             lowest, result = self._read_reply(piece, result)
         if result.ok:
             return self._succeeded(batch, piece, lowest)
-        self._count_failure(piece, result)
-        stopped = stop_for(result)
-        if stopped is not None:
-            raise _Interrupted(stopped)
-        if result.error_kind is ErrorKind.PAYLOAD_TOO_LARGE:
-            if len(piece.records) > 1:
-                return piece.halves()
-            self._give_up(batch, piece, Condition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED)
-            return []
+        resolved = self._failed(batch, piece, result)
+        if resolved is not None:
+            return resolved
         if self._policy.splits(result, len(piece.records)):
             log.info("bisecting the failed batch", extra=_fields(batch, piece))
             return piece.halves()
         return self._retry(batch, piece, counted=is_function_error(result))
+
+    def _failed(self, batch: Batch, piece: _Piece, result: InvokeResult) -> list[_Piece] | None:
+        """Count a failed invocation; what no retry fixes is resolved here (a stop, a
+        payload over 6 MB: split, or given up on alone). None: retry or release it."""
+        self._count_failure(piece, result)
+        stopped = stop_for(result)
+        if stopped is not None:
+            raise _Interrupted(stopped)
+        if result.error_kind is not ErrorKind.PAYLOAD_TOO_LARGE:
+            return None
+        if len(piece.records) > 1:
+            return piece.halves()
+        self._give_up(batch, piece, Condition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED)
+        return []
 
     def _succeeded(self, batch: Batch, piece: _Piece, lowest: Mapping[str, int]) -> list[_Piece]:
         """Settle what the function handled; retry from the lowest failed offsets."""
@@ -270,15 +278,9 @@ class BatchProcessor:
             failed, handled = piece.take(lambda r: (r.partition_key, r.offset) in named)
             self._settle(batch, handled.records, Outcome.HANDLED)
         else:
-            self._count_failure(piece, result)
-            stopped = stop_for(result)
-            if stopped is not None:
-                raise _Interrupted(stopped)
-            if result.error_kind is ErrorKind.PAYLOAD_TOO_LARGE:
-                if len(piece.records) > 1:
-                    return piece.halves()
-                self._give_up(batch, piece, Condition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED)
-                return []
+            resolved = self._failed(batch, piece, result)
+            if resolved is not None:
+                return resolved
             failed = piece
         if failed.records:
             self._release(batch, failed, redelivery)

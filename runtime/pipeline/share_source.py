@@ -32,7 +32,6 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # ConfigResou
 from runtime.client_settings import CONSUMER_ONLY_SETTINGS
 from runtime.definition.model import EventSourceMapping
 from runtime.definition.vocabulary import CLUSTER_FAILED_TO_AUTHORIZE
-from runtime.observability.client_errors import RepeatLimiter
 from runtime.observability.counters import Counters, Metric
 from runtime.observability.reachability import STATS_INTERVAL_MS, Reachability
 from runtime.observability.scaling import WorkloadMeter
@@ -42,7 +41,13 @@ from runtime.observability.state import (
     StateTransitionReason,
     problem,
 )
-from runtime.pipeline.source import AUTHZ_ERRORS, AssignmentListener, ClientConnection, to_record
+from runtime.pipeline.source import (
+    AUTHZ_ERRORS,
+    AssignmentListener,
+    ClientConnection,
+    ClientErrors,
+    to_record,
+)
 from runtime.records import PartitionId, Record
 
 log = logging.getLogger(__name__)
@@ -297,8 +302,7 @@ class ShareSource:
         self._workload = workload or WorkloadMeter()
         self._max_poll_records = max_poll_records
         self._reach = Reachability(self._status)
-        self._said = RepeatLimiter(log)
-        self._client_errors: list[KafkaError] = []
+        self._errors = ClientErrors(connection, counters, self._reach)
         self._consumer: ShareConsumer | None = None
         self._terms: ShareGroupTerms | None = None
         self._fetched: deque[Record] = deque()
@@ -328,7 +332,7 @@ class ShareSource:
             self._mapping, security, max_poll_records=self._max_poll_records
         )
         self._terms = read_share_group_terms(AdminClient(_admin_settings(settings)), self.group_id)
-        settings["error_cb"] = self._client_errors.append
+        settings["error_cb"] = self._errors.append
         settings.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
         settings["stats_cb"] = self._reach.on_stats
         # The launcher built the connection with the share-consumer class.
@@ -351,7 +355,7 @@ class ShareSource:
         """
         if not self._fetched and not self._unacknowledged:
             self._fetch(timeout_s)
-            self._raise_client_errors()
+            self._errors.raise_pending()
         handed: list[Record] = []
         while self._fetched and len(handed) < max_records:
             record = self._fetched.popleft()
@@ -455,18 +459,7 @@ class ShareSource:
             )
         if error.fatal():
             raise KafkaException(error)
-        self._counters.add(Metric.POLLING_ERROR)
-        self._said.warning(error.name(), f"share polling error: {error.str()}")
-
-    def _raise_client_errors(self) -> None:
-        errors, self._client_errors[:] = list(self._client_errors), []
-        for error in errors:
-            stopped = self._connection.classify(error)
-            if stopped is not None:
-                raise stopped
-            self._counters.add(Metric.POLLING_ERROR)
-            self._reach.on_error(error)
-            self._said.warning(error.name(), f"client error: {error.str()}")
+        self._errors.polling(error, "share polling error")
 
 
 def _key(record: Record) -> RecordKey:

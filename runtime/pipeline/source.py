@@ -147,6 +147,41 @@ class PlainConnection:
         return None
 
 
+class ClientErrors:
+    """librdkafka's client-level errors (its ``error_cb``), acted on in the poll thread:
+    a stop AWS would make is raised, the rest counted, fed to the reachability tracker
+    and logged once per distinct error and interval. Both sources use it."""
+
+    def __init__(
+        self, connection: ClientConnection, counters: Counters, reach: Reachability
+    ) -> None:
+        self._connection = connection
+        self._counters = counters
+        self._reach = reach
+        self._said = RepeatLimiter(log)
+        self._pending: list[KafkaError] = []
+
+    def append(self, error: KafkaError) -> None:
+        """librdkafka's ``error_cb``: keep the error for the poll thread."""
+        self._pending.append(error)
+
+    def raise_pending(self) -> None:
+        """Act on the errors collected since the last call."""
+        errors, self._pending[:] = list(self._pending), []
+        for error in errors:
+            stopped = self._connection.classify(error)
+            if stopped is not None:
+                raise stopped
+            self._counters.add(Metric.POLLING_ERROR)
+            self._reach.on_error(error)
+            self._said.warning(error.name(), f"client error: {error.str()}")
+
+    def polling(self, error: KafkaError, what: str) -> None:
+        """A message-level error that does not stop the mapping: counted and logged."""
+        self._counters.add(Metric.POLLING_ERROR)
+        self._said.warning(error.name(), f"{what}: {error.str()}")
+
+
 def to_record(message: Message) -> Record:
     """A consumed message as the immutable value every later stage uses.
 
@@ -184,8 +219,7 @@ class ConsumerGroupSource:
         self._connection = connection
         self._status = status or MappingStatus()
         self._reach = Reachability(self._status)
-        self._said = RepeatLimiter(log)
-        self._client_errors: list[KafkaError] = []
+        self._errors = ClientErrors(connection, counters, self._reach)
         self._consumer: Consumer | None = None
         self._listener: AssignmentListener | None = None
         self._cooperative = True
@@ -194,7 +228,7 @@ class ConsumerGroupSource:
     def subscribe(self, listener: AssignmentListener) -> None:
         """Connect (secrets, sign-in), build the consumer and join on the mapping's topic."""
         settings = consumer_settings(self._mapping, self._connection.connect())
-        settings["error_cb"] = self._client_errors.append
+        settings["error_cb"] = self._errors.append
         settings["on_commit"] = self._on_commit
         settings.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
         settings["stats_cb"] = self._reach.on_stats
@@ -234,7 +268,7 @@ class ConsumerGroupSource:
                 records.append(to_record(message))
             else:
                 self._on_error(error)
-        self._raise_client_errors()
+        self._errors.raise_pending()
         if records:
             self._counters.add(Metric.POLLED, len(records))
             self._workload.polled(records)
@@ -365,18 +399,7 @@ class ConsumerGroupSource:
             raise MappingStopped(
                 StateTransitionReason.EVENT_SOURCE_AUTHZ_ERROR, problem(CLUSTER_FAILED_TO_AUTHORIZE)
             )
-        self._counters.add(Metric.POLLING_ERROR)
-        self._said.warning(error.name(), f"polling error: {error.str()}")
-
-    def _raise_client_errors(self) -> None:
-        errors, self._client_errors[:] = list(self._client_errors), []
-        for error in errors:
-            stopped = self._connection.classify(error)
-            if stopped is not None:
-                raise stopped
-            self._counters.add(Metric.POLLING_ERROR)
-            self._reach.on_error(error)
-            self._said.warning(error.name(), f"client error: {error.str()}")
+        self._errors.polling(error, "polling error")
 
 
 def _name(tp: TopicPartition) -> str:
