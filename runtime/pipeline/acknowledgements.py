@@ -10,7 +10,11 @@ offsets to commit and no order to keep, so this ledger tracks records, not range
   released → RELEASE, dropped with no destination → REJECT (so a broker-side dead-letter
   queue, KIP-1191, still sees it);
 * the loop's :meth:`flush` hands the acknowledgements to the source, on the loop's thread
-  (the share consumer is not thread-safe).
+  (the share consumer is not thread-safe), **in the order the records were handed out**,
+  per partition: a record is acknowledged only once every record before it is settled.
+  librdkafka's share consumer (a preview) loses acknowledgements given out of offset
+  order, and the broker then waits for their locks to expire (measured: a 30 s stall
+  after every few fetches), so a batch that finishes early waits for the ones before it.
 
 Nothing is acknowledged before the function or the destination has taken the record:
 what is unsettled when a poller dies stays acquired, and the broker delivers it again
@@ -20,7 +24,9 @@ once the lock expires. On a graceful stop what is still unsettled is RELEASEd at
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import groupby
 from typing import Protocol
 
 from runtime.observability.counters import Counters, Metric
@@ -63,10 +69,12 @@ class AcknowledgementLedger:
         self._counters = counters
         self._source = source
         self._lock = threading.Lock()
-        self._held: dict[RecordKey, Record] = {}
-        """Records the filter kept and no outcome settled yet."""
-        self._ready: list[tuple[Record, Acknowledgement]] = []
-        """Settled records whose acknowledgement the source has not been given yet."""
+        self._records: dict[RecordKey, Record] = {}
+        """Records handed out and not yet given to the source."""
+        self._order: dict[PartitionId, deque[RecordKey]] = {}
+        """Those records per partition, in the order they were handed out."""
+        self._settled: dict[RecordKey, Acknowledgement] = {}
+        """How each settled record is to be acknowledged."""
         self._batches: dict[int, Batch] = {}
 
     # -- no partitions: a share group assigns none to a member --------------------------
@@ -94,12 +102,13 @@ class AcknowledgementLedger:
 
     # -- records and batches -------------------------------------------------------------
     def read(self, record: Record, *, keep: bool) -> bool:
-        """Hold a kept record; ACCEPT a filtered one at once (it needs no batch)."""
+        """Hold a kept record; settle a filtered one ACCEPT at once (it needs no batch)."""
+        key = _key(record)
         with self._lock:
-            if keep:
-                self._held[_key(record)] = record
-            else:
-                self._ready.append((record, Acknowledgement.ACCEPT))
+            self._records[key] = record
+            self._order.setdefault((record.topic, record.partition), deque()).append(key)
+            if not keep:
+                self._settled[key] = Acknowledgement.ACCEPT
         return keep
 
     def begin(self, batch: Batch) -> None:
@@ -126,8 +135,9 @@ class AcknowledgementLedger:
         kind = _ACKNOWLEDGEMENTS[outcome]
         with self._lock:
             for record in records:
-                if self._held.pop(_key(record), None) is not None:
-                    self._ready.append((record, kind))
+                key = _key(record)
+                if key in self._records:
+                    self._settled.setdefault(key, kind)
         return {}
 
     def finish(self, batch: Batch, *, complete: bool) -> None:
@@ -141,23 +151,31 @@ class AcknowledgementLedger:
         once allows the duplicate)."""
         with self._lock:
             self._batches.clear()
-            self._ready.extend((record, Acknowledgement.RELEASE) for record in self._held.values())
-            self._held.clear()
+            for key in self._records:
+                self._settled.setdefault(key, Acknowledgement.RELEASE)
 
     # -- telling the broker (the loop's thread) ------------------------------------------
     def flush(self, *, wait: bool) -> None:
-        """Give the source every acknowledgement settled so far, and send them."""
-        with self._lock:
-            ready, self._ready = self._ready, []
+        """Give the source, in hand-out order, every acknowledgement whose predecessors
+        are all settled, and send them."""
+        ready = self._settled_heads()
         if not ready and not wait:
             return
-        by_kind: dict[Acknowledgement, list[Record]] = {}
-        for record, kind in ready:
-            by_kind.setdefault(kind, []).append(record)
-        for kind, records in by_kind.items():
+        for kind, run in groupby(ready, key=lambda pair: pair[1]):
+            records = [record for record, _ in run]
             self._source.acknowledge(records, kind)
             self._counters.add(_ACK_METRICS[kind], len(records))
         self._source.commit(wait=wait)
+
+    def _settled_heads(self) -> list[tuple[Record, Acknowledgement]]:
+        """Per partition, the settled records at the head of the hand-out order."""
+        ready: list[tuple[Record, Acknowledgement]] = []
+        with self._lock:
+            for order in self._order.values():
+                while order and order[0] in self._settled:
+                    key = order.popleft()
+                    ready.append((self._records.pop(key), self._settled.pop(key)))
+        return ready
 
 
 def _key(record: Record) -> RecordKey:
