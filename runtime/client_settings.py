@@ -6,8 +6,10 @@ cluster with the same connection and security settings; this module is below all
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from confluent_kafka import Consumer, ShareConsumer
 
 from runtime.definition.model import EventSourceMapping, StartingPosition
 
@@ -73,3 +75,11 @@ def consumer_settings(
     }
     settings.update(overrides or {})
     return settings
+
+
+def consumer_class(mapping: EventSourceMapping) -> Callable[[dict[str, Any]], Consumer]:
+    """The client a mapping reads with: a consumer-group member in Stream mode, a
+    share-group member in Queue mode (typed as the consumer every connection builds)."""
+    if mapping.is_queue:
+        return cast(Callable[[dict[str, Any]], Consumer], ShareConsumer)
+    return Consumer

@@ -11,10 +11,9 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import FrameType
-from typing import Any, cast
+from typing import Any
 
-from confluent_kafka import Consumer, ShareConsumer
-
+from runtime.client_settings import consumer_class
 from runtime.definition.filters import compile_filters
 from runtime.definition.model import EventSourceMapping
 from runtime.destinations.writers import FailureDestination, destination_for
@@ -103,7 +102,6 @@ def build_poller(
         poller_options.consumer_overrides,
         options.security,
         secret_reader,
-        consumer_class=_consumer_class(mapping),
     )
     # The kafka:// destination and the lag reader reach the cluster like the consumer:
     # with the mapping's security, resolved once the source has read the secrets.
@@ -143,7 +141,7 @@ def assemble_poller(
     counters = counters or Counters()
     status = status or MappingStatus()
     stopping = threading.Event()
-    connection = connection or PlainConnection(options.consumer_overrides, _consumer_class(mapping))
+    connection = connection or PlainConnection(options.consumer_overrides, consumer_class(mapping))
     settings = client_settings or (lambda: options.consumer_overrides)
     workload = WorkloadMeter()
     source: Source
@@ -205,14 +203,6 @@ def assemble_poller(
         heartbeat=Heartbeat(health_file()),
     )
     return Poller(mapping, parts, options)
-
-
-def _consumer_class(mapping: EventSourceMapping) -> Callable[[dict[str, Any]], Consumer]:
-    """Stream mode joins a consumer group; Queue mode a share group (the connection
-    builds whichever client it is given, and keeps it for in-place credential rotation)."""
-    return (
-        cast(Callable[[dict[str, Any]], Consumer], ShareConsumer) if mapping.is_queue else Consumer
-    )
 
 
 def _share_fetch_size(mapping: EventSourceMapping, options: PollerOptions) -> int:

@@ -427,7 +427,12 @@ class ShareSource:
 
     def _fetch(self, timeout_s: float) -> None:
         polled = 0
-        for message in self._client.poll(timeout_s):
+        try:
+            messages = self._client.poll(timeout_s)
+        except KafkaException as exc:  # a fatal client error (authorization, say)
+            self._on_error(exc.args[0])
+            return
+        for message in messages:
             error = message.error()
             if error is not None:
                 self._on_error(error)

@@ -29,6 +29,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     ResourceType,
 )
 
+from runtime.client_settings import consumer_class as client_class
 from runtime.definition.model import EventSourceMapping
 from runtime.definition.vocabulary import (
     CLUSTER_FAILED_TO_AUTHORIZE,
@@ -67,8 +68,9 @@ class SecuritySession:
         reader: SecretReader | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        consumer_class: Callable[[dict[str, Any]], Consumer] = Consumer,
+        consumer_class: Callable[[dict[str, Any]], Consumer] | None = None,
     ) -> None:
+        """``consumer_class`` defaults to the mapping's own (a share consumer in Queue mode)."""
         self.options = options or SecurityOptions()
         self.plan = plan_security(mapping, overrides, self.options)  # SecurityConfigError
         self._mapping = mapping
@@ -77,7 +79,7 @@ class SecuritySession:
             endpoint_url=self.options.secrets_endpoint_url, allow_pbes2=self.options.allow_pbes2
         )
         self._clock = clock
-        self._consumer_class = consumer_class
+        self._consumer_class = consumer_class or client_class(mapping)
         self._current: ClientSecurity | None = None
         self._consumer: Consumer | None = None
         self._grace_until = 0.0

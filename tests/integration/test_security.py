@@ -306,6 +306,37 @@ def test_each_required_acl_missing(
         _consumes(doc, secured_kafka)
 
 
+# --- Queue mode: the same security, a share group ------------------------------------------
+
+
+@pytest.mark.parametrize("missing", [None, "Read Group"])
+def test_queue_mode_signs_in_like_stream_and_needs_read_on_the_share_group(
+    secured_kafka: ClusterInfo, tmp_path: Path, names: tuple[str, str], missing: str | None
+) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from runtime.pipeline.share_source import configure_share_group
+
+    user, password = scram_user(secured_kafka)
+    secret = {"username": user, "password": password}
+    doc = _sasl(
+        secured_kafka, tmp_path, names, "SASL_SCRAM_512_AUTH", secret, ca=root_ca_doc(secured_kafka)
+    )
+    del doc["StartingPosition"]
+    doc["SelfManagedKafkaEventSourceConfig"]["ConsumptionMode"] = "Queue"
+    configure_share_group(
+        AdminClient(secured_kafka.plaintext_config()),
+        names[1],
+        {"share.auto.offset.reset": "earliest"},
+    )
+    grant_all_but(secured_kafka, f"User:{user}", parse_mapping(doc), missing)
+    if missing is None:
+        _consumes(doc, secured_kafka)
+    else:
+        produce(secured_kafka.plaintext_config(), names[0], [b"denied"])
+        _assert_stops(doc, AUTHZ, CLUSTER_FAILED_TO_AUTHORIZE)
+
+
 # --- rotation ---------------------------------------------------------------------------
 
 
