@@ -512,7 +512,9 @@ def test_keyword_errors_name_the_prop() -> None:
     stack = new_stack()
     with pytest.raises(TypeError, match=r"Test/Trigger: unknown prop\(s\) topics"):
         SelfManagedKafkaTrigger(stack, "Trigger", function=new_function(stack), topics=["x"])
-    with pytest.raises(TypeError, match="Test/Other: missing 2 required keyword-only arguments"):
+    with pytest.raises(
+        TypeError, match="Test/Other: missing 1 required keyword-only argument: 'bootstrap_servers'"
+    ):
         SelfManagedKafkaTrigger(stack, "Other", function=new_function(stack, "F2"), topic="x")
 
 
