@@ -43,6 +43,8 @@ MAPPING_STOPPED_EXIT: Final = 3
 _TICK_S: Final = 0.25
 _MAX_BACKOFF_S: Final = 60.0
 _STOP_GRACE_S: Final = 15.0
+_STABLE_AFTER_S: Final = 60.0
+"""A poller that ran this long before crashing restarts after the shortest backoff again."""
 _PR_SET_PDEATHSIG: Final = 1
 LOG_FILE: Final = "poller.log"
 MAPPING_FILE: Final = "mapping.json"
@@ -137,6 +139,7 @@ class MappingWorker:
         self._log: IO[bytes] | None = None
         self._attempts = 0
         self._restart_at: float | None = None
+        self._spawned_at = 0.0
         self._thread = threading.Thread(target=self._loop, name=f"mapping-{uuid[:8]}", daemon=True)
 
     # -- the API side ---------------------------------------------------------------------
@@ -241,7 +244,6 @@ class MappingWorker:
             State.UPDATING,
         ):
             state = State.ENABLED
-            self._attempts = 0
             self._set(
                 state, StateTransitionReason.USER_ACTION.value, document.last_processing_result
             )
@@ -254,6 +256,8 @@ class MappingWorker:
             log.warning("mapping %s stopped: %s: %s", self.uuid, reason, result)
             self._set(State.DISABLED, reason, problem(result))
             return
+        if time.monotonic() - self._spawned_at > _STABLE_AFTER_S:
+            self._attempts = 0  # it ran well for a while: this crash starts a new series
         self._attempts += 1
         delay = min(2.0 ** (self._attempts - 1), _MAX_BACKOFF_S)
         self._restart_at = time.monotonic() + delay
@@ -306,6 +310,7 @@ class MappingWorker:
             env=env,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads run in the child
         )
+        self._spawned_at = time.monotonic()
         log.info("mapping %s: poller pid %d started", self.uuid, self._child.pid)
 
     def _stop_child(self) -> None:
