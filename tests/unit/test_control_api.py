@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ from runtime.control.server import ControlServer
 from runtime.control.service import Functions, MappingService
 from runtime.control.store import MappingStore, StateFileError
 from runtime.control.supervisor import PollerCommand
+from runtime.testing.serve import ServeProcess
 from tests.fault_harness import wait_until
 
 HANDLER = "tests.unit.sample_handlers:echo"
@@ -328,3 +331,65 @@ def test_function_flags() -> None:
     for bad in ("a", "a=not a spec", "a=ftp://x"):
         with pytest.raises(FunctionSpecError, match="--function"):
             parse_function_flags([bad])
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+def serve_command(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli.main", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def test_serve_refuses_a_corrupt_state_file_with_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "mappings.sqlite").write_bytes(b"garbage" * 1000)
+    result = serve_command("--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "not a kafka-esm serve database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_bad_function_flag(tmp_path: Path) -> None:
+    result = serve_command("--state-dir", str(tmp_path), "--function", "fn=not a handler")
+    assert result.returncode == 2
+    assert "--function fn=not a handler" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_preloads_mapping_files_once(tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    (mappings / "one.json").write_text(json.dumps(request()))
+    state = tmp_path / "state"
+    for _ in range(2):  # the second start keeps the stored mapping instead of adding one
+        serve = ServeProcess(state, {"fn": HANDLER}, extra_args=["--mappings", str(mappings)])
+        serve.start()
+        try:
+            listed = serve.client().list_event_source_mappings()["EventSourceMappings"]
+        finally:
+            assert serve.stop() == 0
+        assert len(listed) == 1
+        assert listed[0]["Topics"] == ["orders"] and listed[0]["State"] == "Disabled"
+
+
+def test_serve_refuses_an_invalid_mapping_file(tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    (mappings / "bad.json").write_text(json.dumps(request(BatchSize=0)))
+    result = serve_command(
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--local-only",
+        "--function",
+        f"fn={HANDLER}",
+        "--mappings",
+        str(mappings),
+    )
+    assert result.returncode == 2
+    assert "BatchSize: 0 must be an integer from 1 to 10000" in result.stderr
+    assert "bad.json" in result.stderr
