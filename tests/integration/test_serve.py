@@ -279,15 +279,24 @@ def test_a_mapping_the_poller_refuses_is_disabled_with_its_reason(
 
 
 def test_status_lists_every_mapping_of_a_running_serve(
-    kafka: ClusterInfo, topic_factory: Callable[..., str], start_serve: Any, deliveries: Deliveries
+    kafka: ClusterInfo,
+    topic_factory: Callable[..., str],
+    kafka_esm_serve: Callable[..., ServeProcess],
+    deliveries: Deliveries,
 ) -> None:
-    serve = start_serve({"fn": RECORD})
+    serve = kafka_esm_serve(  # the plugin's fixture, as the README shows it
+        {"fn": RECORD}, env={"SERVE_DELIVERY_DIR": str(deliveries.directory)}, cwd=REPO_ROOT
+    )
     client = serve.client()
     topic = topic_factory()
     produce(kafka.plaintext_config(), topic, [b"s%d" % n for n in range(5)])
     uuid = client.create_event_source_mapping(**request(kafka, "fn", topic))["UUID"]
     wait_until(lambda: len(deliveries.values("fn")) == 5, 60, "5 delivered")
-    wait_state(client, uuid, "Enabled", serve)
+    wait_until(
+        lambda: client.get_event_source_mapping(UUID=uuid)["LastProcessingResult"] == "OK",
+        30,
+        "LastProcessingResult OK",
+    )
     result = subprocess.run(
         [sys.executable, "-m", "runtime.cli.main", "status", "--endpoint", serve.url, "--once"],
         cwd=REPO_ROOT,

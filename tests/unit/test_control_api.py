@@ -18,7 +18,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from runtime.control.functions import FunctionSpecError, FunctionTarget, parse_function_flags
+from runtime.control.functions import (
+    FunctionSpecError,
+    FunctionTarget,
+    load_functions_file,
+    parse_function_flags,
+)
 from runtime.control.lambda_api import create_only_members
 from runtime.control.server import ControlServer
 from runtime.control.service import Functions, MappingService
@@ -393,3 +398,30 @@ def test_serve_refuses_an_invalid_mapping_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "BatchSize: 0 must be an integer from 1 to 10000" in result.stderr
     assert "bad.json" in result.stderr
+
+
+def test_consumer_group_id_in_an_update_is_refused_through_boto3(serve: Serve) -> None:
+    client = serve.client()
+    uuid = client.create_event_source_mapping(**request())["UUID"]
+    status, code, message = error_of(
+        lambda: client.update_event_source_mapping(
+            UUID=uuid, SelfManagedKafkaEventSourceConfig={"ConsumerGroupId": "other"}
+        )
+    )
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "SelfManagedKafkaEventSourceConfig.ConsumerGroupId" in message
+    got = client.get_event_source_mapping(UUID=uuid)
+    assert got["SelfManagedKafkaEventSourceConfig"]["ConsumerGroupId"] == uuid
+
+
+def test_functions_file(tmp_path: Path) -> None:
+    path = tmp_path / "functions.json"
+    path.write_text(json.dumps({"a": "app:handler", "b": "http://127.0.0.1:3001"}))
+    targets = load_functions_file(path)
+    assert targets["a"].handler == "app:handler"
+    assert targets["b"].endpoint_url == "http://127.0.0.1:3001"
+    path.write_text(json.dumps(["app:handler"]))
+    with pytest.raises(FunctionSpecError, match="must be a JSON object"):
+        load_functions_file(path)
+    with pytest.raises(FunctionSpecError, match="cannot read it"):
+        load_functions_file(tmp_path / "missing.json")
