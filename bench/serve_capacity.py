@@ -23,6 +23,7 @@ from runtime.devtools.local_kafka import ClusterInfo
 from runtime.observability.lag import LagReader
 from runtime.testing.serve import ServeProcess
 from tests.fault_harness import LiveProducer
+from tests.kafka_helpers import produce
 
 HANDLER = "tests.integration.serve_handler:record"
 
@@ -32,14 +33,20 @@ def request(kafka: ClusterInfo, topic: str) -> dict[str, Any]:
         "FunctionName": "fn",
         "Topics": [topic],
         "StartingPosition": "TRIM_HORIZON",
-        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [kafka.bootstrap_servers]}},
+        "SelfManagedEventSource": {
+            "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [kafka.bootstrap_servers]}
+        },
     }
 
 
 def total_lag(kafka: ClusterInfo, mappings: list[dict[str, Any]]) -> int:
     total = 0
     for answer in mappings:
-        doc = {k: v for k, v in answer.items() if k in ("FunctionName", "Topics", "StartingPosition", "SelfManagedEventSource")}
+        doc = {
+            k: v
+            for k, v in answer.items()
+            if k in ("FunctionName", "Topics", "StartingPosition", "SelfManagedEventSource")
+        }
         doc["FunctionName"] = "fn"
         doc["SelfManagedKafkaEventSourceConfig"] = answer["SelfManagedKafkaEventSourceConfig"]
         total += LagReader(parse_mapping(doc), kafka.plaintext_config()).read().total
@@ -62,8 +69,6 @@ def pollers_rss_mib(state_dir: Path) -> float:
 
 
 def first_delivery_s(kafka: ClusterInfo, serve: ServeProcess, deliveries: Path) -> float:
-    from tests.kafka_helpers import produce
-
     topic = new_topic(kafka, 1, "first")
     produce(kafka.plaintext_config(), topic, [b"first"])
     started = time.monotonic()
@@ -71,15 +76,18 @@ def first_delivery_s(kafka: ClusterInfo, serve: ServeProcess, deliveries: Path) 
     log = deliveries / "first.log"
     while not log.exists():
         time.sleep(0.01)
-    return time.monotonic() - started
+    elapsed = time.monotonic() - started
+    log.unlink()
+    return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", default="5,10,20,30,40")
+    parser.add_argument("--steps", default="5,10,20,30,40", help="'' for none")
     parser.add_argument("--rate", type=float, default=20.0, help="records/s per topic")
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--first", type=int, default=1, help="create -> first record, N times")
     args = parser.parse_args()
     with kafka_cluster() as kafka, tempfile.TemporaryDirectory(prefix="serve-bench-") as home:
         deliveries = Path(home) / "deliveries"
@@ -91,19 +99,26 @@ def main() -> None:
             cwd=REPO_ROOT,
         ).start()
         try:
-            times = [first_delivery_s(kafka, serve, deliveries)]
-            print(f"create -> first record delivered (idle serve): {times[0]:.2f}s", flush=True)
+            times = sorted(first_delivery_s(kafka, serve, deliveries) for _ in range(args.first))
+            print(
+                f"create -> first record delivered (idle serve, {args.first}x): min"
+                f" {times[0]:.2f}s median {times[len(times) // 2]:.2f}s max {times[-1]:.2f}s",
+                flush=True,
+            )
             client = serve.client()
             producers: list[LiveProducer] = []
-            for step in (int(s) for s in args.steps.split(",")):
+            for step in (int(s) for s in args.steps.split(",") if s):
                 while len(producers) < step:
                     topic = new_topic(kafka, 1, "cap")
                     client.create_event_source_mapping(**request(kafka, topic))
-                    producers.append(LiveProducer(kafka.plaintext_config(), topic, 1, args.rate).start())
+                    producers.append(
+                        LiveProducer(kafka.plaintext_config(), topic, 1, args.rate).start()
+                    )
                 load_before = os.getloadavg()[0]
                 time.sleep(args.warmup)
                 mappings = [
-                    m for m in client.list_event_source_mappings(MaxItems=1000)["EventSourceMappings"]
+                    m
+                    for m in client.list_event_source_mappings(MaxItems=1000)["EventSourceMappings"]
                     if m["FunctionArn"].endswith(":fn")
                 ]
                 enabled = sum(m["State"] == "Enabled" for m in mappings)
