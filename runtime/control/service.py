@@ -45,6 +45,8 @@ log = logging.getLogger("runtime.control.service")
 ACCOUNT: Final = "000000000000"
 """The account ARNs name: there is none locally (the same placeholder LocalStack uses)."""
 DEFAULT_MAX_ITEMS: Final = 100
+PRELOAD_REGION: Final = "us-east-1"
+"""The region in the ARNs of ``--mappings`` files (a request names none)."""
 CREATE_ONLY_KAFKA_FIELDS: Final = ("ConsumerGroupId", "ConsumptionMode")
 """SelfManagedKafkaEventSourceConfig members AWS sets at creation only (the model's Update
 takes the structure for SchemaRegistryConfig)."""
@@ -102,7 +104,10 @@ class MappingService:
             if stored.deleting:
                 self._store.remove(stored.uuid)
                 continue
-            target = self._functions.targets.get(function_name_of(stored.request["FunctionName"]))
+            name = stored.request["FunctionName"]
+            target = self._functions.targets.get(function_name_of(name))
+            if target is None:
+                log.warning("%s: %s is not given with --function: AWS Lambda", stored.uuid, name)
             self._start_worker(stored, target or FunctionTarget(), State.ENABLING)
             count += 1
         return count
@@ -119,7 +124,7 @@ class MappingService:
     def health(self) -> dict[str, Any]:
         """``GET /health``: ready, with the count of mappings per State."""
         states: dict[str, int] = {}
-        for worker in self._snapshot_workers():
+        for worker in self.workers().values():
             state = worker.observed().state.value
             states[state] = states.get(state, 0) + 1
         return {"status": "ready", "mappings": sum(states.values()), "states": states}
@@ -149,10 +154,8 @@ class MappingService:
             return False
         log.info("creating %s from %s", mapping.uuid, source)
         request = {**to_request(mapping, include_uuid=False), "UUID": mapping.uuid}
-        self._create(request, self.PRELOAD_REGION)
+        self._create(request, PRELOAD_REGION)
         return True
-
-    PRELOAD_REGION: Final = "us-east-1"
 
     def _create(self, request: dict[str, Any], region: str) -> dict[str, Any]:
         mapping_id = str(request["UUID"])
@@ -179,7 +182,6 @@ class MappingService:
             s
             for s in self._store.all()
             if s.seq > after
-            and not s.deleting
             and (function is None or _same_function(s.request["FunctionName"], function))
             and source_arn is None  # a self-managed Kafka mapping has no EventSourceArn
         ]
@@ -268,12 +270,8 @@ class MappingService:
         worker = self._workers.get(mapping_id)
         return worker.observed() if worker else Observed(State.DELETING, "User action", "")
 
-    def _snapshot_workers(self) -> list[MappingWorker]:
-        with self._lock:
-            return list(self._workers.values())
-
     def workers(self) -> dict[str, MappingWorker]:
-        """The running workers by UUID (for ``serve``'s own checks and tests of it)."""
+        """The workers by UUID: `health` counts their States."""
         with self._lock:
             return dict(self._workers)
 

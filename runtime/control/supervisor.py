@@ -40,7 +40,7 @@ log = logging.getLogger("runtime.control.supervisor")
 CONFIG_NOT_VALID_EXIT: Final = 2
 MAPPING_STOPPED_EXIT: Final = 3
 """``kafka-esm run``'s exit codes for a mapping AWS would disable (runtime.cli.run)."""
-_TICK_S: Final = 0.25
+_TICK_S: Final = 0.5
 _MAX_BACKOFF_S: Final = 60.0
 _STOP_GRACE_S: Final = 15.0
 _STABLE_AFTER_S: Final = 60.0
@@ -173,12 +173,6 @@ class MappingWorker:
         """Wait for the worker's thread to end."""
         self._thread.join(timeout_s)
 
-    @property
-    def child_pid(self) -> int | None:
-        """The running poller's pid (None while none runs)."""
-        child = self._child
-        return child.pid if child is not None and child.poll() is None else None
-
     # -- the worker thread -----------------------------------------------------------------
     def _loop(self) -> None:
         applied: int | None = None
@@ -296,6 +290,8 @@ class MappingWorker:
         mapping_file.write_text(json.dumps(wanted.request, indent=2), encoding="utf-8")
         if self._log is None:
             self._log = (self.directory / LOG_FILE).open("ab")
+        for old in (self.directory / STATUS_DIR).glob("*.json"):
+            old.unlink()  # earlier pollers' documents: only the running one's counts
         env = {
             **os.environ,
             HEALTH_FILE_ENV: str(self.directory / HEARTBEAT_FILE),
