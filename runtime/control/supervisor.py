@@ -248,7 +248,9 @@ class MappingWorker:
         if code in (CONFIG_NOT_VALID_EXIT, MAPPING_STOPPED_EXIT):
             reason, result = self._stop_reason()
             log.warning("mapping %s stopped: %s: %s", self.uuid, reason, result)
-            self._set(State.DISABLED, reason, problem(result))
+            self._set(
+                State.DISABLED, reason, result if result.startswith("PROBLEM:") else problem(result)
+            )
             return
         if time.monotonic() - self._spawned_at > _STABLE_AFTER_S:
             self._attempts = 0  # it ran well for a while: this crash starts a new series

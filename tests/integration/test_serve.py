@@ -22,6 +22,7 @@ from runtime.testing.serve import ServeProcess
 from tests.conftest import REPO_ROOT
 from tests.fault_harness import committed_offsets, end_offsets, wait_until
 from tests.kafka_helpers import produce
+from tests.security_helpers import mapping_request, root_ca_doc, write_secret
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +203,7 @@ def test_serve_restarts_mid_stream_sigterm_then_kill9_nothing_lost(
     tmp_path: Path,
 ) -> None:
     state_dir = tmp_path / "restart-state"
-    serve = start_serve({"fn": RECORD}, state_dir, delay=0.05)
+    serve = start_serve({"fn": RECORD}, state_dir, delay=0.1)
     client = serve.client()
     topic = topic_factory(partitions=2)
     config = kafka.plaintext_config()
@@ -215,7 +216,7 @@ def test_serve_restarts_mid_stream_sigterm_then_kill9_nothing_lost(
     assert pollers and not any(alive(pid) for pid in pollers)
     assert len(deliveries.values("fn")) < 200  # it really stopped mid-stream
 
-    serve = start_serve({"fn": RECORD}, state_dir, delay=0.05)
+    serve = start_serve({"fn": RECORD}, state_dir, delay=0.1)
     client = serve.client()
     got = client.get_event_source_mapping(UUID=uuid)
     assert got["SelfManagedKafkaEventSourceConfig"]["ConsumerGroupId"] == uuid
@@ -276,6 +277,26 @@ def test_a_mapping_the_poller_refuses_is_disabled_with_its_reason(
     assert got["StateTransitionReason"] in ("ESM_CONFIG_NOT_VALID", "FUNCTION_CONFIG_NOT_VALID")
     assert got["LastProcessingResult"].startswith("PROBLEM: ")
     assert "no_such_module" in got["LastProcessingResult"]
+
+
+def test_an_authentication_failure_disables_the_mapping_with_aws_reason(
+    secured_kafka: ClusterInfo,
+    topic_factory: Callable[..., str],
+    start_serve: Any,
+    tmp_path: Path,
+) -> None:
+    serve = start_serve({"security-test": RECORD})
+    client = serve.client()
+    access = [
+        ("SASL_SCRAM_512_AUTH", write_secret(tmp_path, {"username": "alice", "password": "no"})),
+        ("SERVER_ROOT_CA_CERTIFICATE", write_secret(tmp_path, root_ca_doc(secured_kafka))),
+    ]
+    doc = mapping_request(secured_kafka.address("SASL_SSL"), topic_factory(), "g-auth", access)
+    uuid = client.create_event_source_mapping(**doc)["UUID"]
+    wait_state(client, uuid, "Disabled", serve, timeout_s=90)
+    got = client.get_event_source_mapping(UUID=uuid)
+    assert got["StateTransitionReason"] == "EVENT_SOURCE_AUTHN_ERROR"
+    assert got["LastProcessingResult"] == "PROBLEM: SASL authentication failed"
 
 
 def test_status_lists_every_mapping_of_a_running_serve(
