@@ -63,7 +63,8 @@ class Functions:
     aws_lookup: bool = True
 
     def resolve(self, name_or_arn: str, region: str) -> FunctionTarget:
-        """The target, or ResourceNotFoundException as AWS answers for an unknown function."""
+        """The target, or InvalidParameterValueException "Function does not exist", AWS's
+        answer to CreateEventSourceMapping for an unknown function (HTTP 400)."""
         target = self.targets.get(function_name_of(name_or_arn))
         if target is not None:
             return target
@@ -71,8 +72,8 @@ class Functions:
         if why is None:
             return FunctionTarget()
         known = ", ".join(sorted(self.targets)) or "none"
-        raise not_found(
-            f"Function not found: {function_arn(name_or_arn, region, ACCOUNT)} (not given with"
+        raise invalid(
+            f"Function does not exist: {function_arn(name_or_arn, region, ACCOUNT)} (not given with"
             f" --function/--functions, whose functions are: {known}; AWS Lambda: {why})"
         )
 

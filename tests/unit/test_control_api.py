@@ -195,12 +195,13 @@ def test_missing_required_field(serve: Serve) -> None:
     assert "StartingPosition: <missing> is required" in message
 
 
-def test_unknown_function_is_resource_not_found(serve: Serve) -> None:
+def test_unknown_function_is_refused_as_aws_does(serve: Serve) -> None:
     client = serve.client()
     status, code, message = error_of(
         lambda: client.create_event_source_mapping(**request(FunctionName="nope"))
     )
-    assert (status, code) == (404, "ResourceNotFoundException")
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert message.startswith("Function does not exist: ")
     assert "function:nope" in message and "fn" in message
     assert client.list_event_source_mappings()["EventSourceMappings"] == []
 
