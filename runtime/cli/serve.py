@@ -92,6 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=PollerCommand.drain_timeout_s,
         help="seconds a poller may finish in-flight batches when stopped or updated",
     )
+    parser.add_argument(
+        "--stuck-after",
+        type=number(float, 5),
+        default=PollerCommand.stuck_after_s,
+        help="seconds without a heartbeat from a poller's loop before it is killed and restarted",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
 
 
@@ -105,7 +111,9 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     except (FunctionSpecError, StateFileError) as exc:
         print(f"kafka-esm serve: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT
-    service = MappingService(store, functions, PollerCommand(args.drain_timeout), state_dir)
+    service = MappingService(
+        store, functions, PollerCommand(args.drain_timeout, args.stuck_after), state_dir
+    )
     try:
         server = ControlServer((args.host, args.port), service)
     except OSError as exc:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from runtime.control.functions import FunctionTarget
+from runtime.observability.health import DEFAULT_MAX_AGE_S
 from runtime.observability.health import ENV_VAR as HEALTH_FILE_ENV
 from runtime.observability.state import (
     NO_RECORDS_PROCESSED,
@@ -82,6 +83,8 @@ class PollerCommand:
     """How a worker starts ``kafka-esm run`` (shared by every mapping of one ``serve``)."""
 
     drain_timeout_s: float = 30.0
+    stuck_after_s: float = DEFAULT_MAX_AGE_S
+    """A poller whose loop wrote no heartbeat for this long is killed and restarted."""
     extra_args: Sequence[str] = ()
     python: str = sys.executable
 
@@ -140,6 +143,7 @@ class MappingWorker:
         self._attempts = 0
         self._restart_at: float | None = None
         self._spawned_at = 0.0
+        self._why_killed: str | None = None
         self._thread = threading.Thread(target=self._loop, name=f"mapping-{uuid[:8]}", daemon=True)
 
     # -- the API side ---------------------------------------------------------------------
@@ -222,8 +226,34 @@ class MappingWorker:
         ):
             self._restart_at = None
             self._spawn(wanted)
+        elif child is not None and self._stuck(child):
+            self._exited(child.returncode)
         elif child is not None:
             self._read_status(child.pid)
+
+    def _stuck(self, child: subprocess.Popen[bytes]) -> bool:
+        """True (and the child killed) when its poll loop stopped writing heartbeats: a
+        hung poller holds its partitions without reading them, so it is restarted (what a
+        container HEALTHCHECK does), its uncommitted batches read again."""
+        limit = self._command.stuck_after_s
+        if time.monotonic() - self._spawned_at < limit:
+            return False
+        try:
+            written = (self.directory / HEARTBEAT_FILE).stat().st_mtime
+        except OSError:
+            written = time.time() - (time.monotonic() - self._spawned_at)
+        silent_s = time.time() - written
+        if silent_s < limit:
+            return False
+        log.warning(
+            "mapping %s: poller pid %d stuck for %.0f s: killed", self.uuid, child.pid, silent_s
+        )
+        self._child = None
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        child.wait()
+        self._why_killed = f"poller loop stuck (no heartbeat for {silent_s:.0f} s), killed"
+        return True
 
     def _read_status(self, pid: int) -> None:
         documents, _ = read_status_documents(self.directory / STATUS_DIR)
@@ -257,7 +287,7 @@ class MappingWorker:
         self._attempts += 1
         delay = min(2.0 ** (self._attempts - 1), _MAX_BACKOFF_S)
         self._restart_at = time.monotonic() + delay
-        why = f"poller exited with code {code}"
+        why, self._why_killed = self._why_killed or f"poller exited with code {code}", None
         log.warning("mapping %s: %s; restart %d in %g s", self.uuid, why, self._attempts, delay)
         self._set(
             State.ENABLING,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -61,12 +62,15 @@ def start_serve(tmp_path: Path, deliveries: Deliveries) -> Any:
     started: list[ServeProcess] = []
 
     def start(
-        functions: dict[str, str], state_dir: Path | None = None, delay: float = 0
+        functions: dict[str, str],
+        state_dir: Path | None = None,
+        delay: float = 0,
+        extra_args: tuple[str, ...] | list[str] = (),
     ) -> ServeProcess:
         serve = ServeProcess(
             state_dir or tmp_path / "state",
             functions,
-            extra_args=["--drain-timeout", "10"],
+            extra_args=["--drain-timeout", "10", *extra_args],
             env={
                 "SERVE_DELIVERY_DIR": str(deliveries.directory),
                 "SERVE_HANDLER_DELAY": str(delay),
@@ -264,6 +268,32 @@ def test_a_crashing_poller_is_restarted_and_says_why_others_unaffected(
         60,
         "a second restart, with backoff",
     )
+
+
+def test_a_hung_poller_is_killed_and_restarted_without_loss(
+    kafka: ClusterInfo,
+    topic_factory: Callable[..., str],
+    start_serve: Any,
+    deliveries: Deliveries,
+) -> None:
+    serve = start_serve({"fn": RECORD}, extra_args=["--stuck-after", "8"])
+    client = serve.client()
+    topic = topic_factory()
+    produce(kafka.plaintext_config(), topic, [b"h1"])
+    uuid = client.create_event_source_mapping(**request(kafka, "fn", topic))["UUID"]
+    wait_until(lambda: deliveries.values("fn") == {"h1"}, 60, "first record")
+    (hung,) = poller_pids(serve, uuid)
+    os.kill(hung, signal.SIGSTOP)  # the loop stops: no heartbeat, no reads
+    produce(kafka.plaintext_config(), topic, [b"h2"])
+
+    def reported() -> bool:
+        reason = client.get_event_source_mapping(UUID=uuid)["StateTransitionReason"]
+        return "poller loop stuck" in reason
+
+    wait_until(reported, 60, "the hang shows in StateTransitionReason")
+    assert not alive(hung)
+    wait_until(lambda: deliveries.values("fn") == {"h1", "h2"}, 60, "h2 after the restart")
+    wait_state(client, uuid, "Enabled", serve)
 
 
 def test_a_mapping_the_poller_refuses_is_disabled_with_its_reason(
