@@ -3,6 +3,8 @@ with ``Enabled: false`` (or refused), so no poller process starts."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import sqlite3
 import subprocess
@@ -18,6 +20,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from runtime.cli import status_serve
 from runtime.control.functions import (
     FunctionSpecError,
     FunctionTarget,
@@ -29,6 +32,7 @@ from runtime.control.server import ControlServer
 from runtime.control.service import Functions, MappingService
 from runtime.control.store import MappingStore, StateFileError
 from runtime.control.supervisor import PollerCommand
+from runtime.devtools.processes import free_ports
 from runtime.testing.serve import ServeProcess
 from tests.fault_harness import wait_until
 
@@ -426,3 +430,35 @@ def test_functions_file(tmp_path: Path) -> None:
         load_functions_file(path)
     with pytest.raises(FunctionSpecError, match="cannot read it"):
         load_functions_file(tmp_path / "missing.json")
+
+
+def test_status_endpoint_that_does_not_answer(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli.main",
+            "status",
+            "--endpoint",
+            f"http://127.0.0.1:{port}",
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"kafka-esm status: http://127.0.0.1:{port}: " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_status_endpoint_lists_mappings(serve: Serve, tmp_path: Path) -> None:
+    uuid = serve.client().create_event_source_mapping(**request())["UUID"]
+    out = io.StringIO()
+    args = argparse.Namespace(endpoint=serve.server.url, once=True, interval=1.0)
+    assert status_serve.run(args, out, io.StringIO()) == 0
+    header, row = out.getvalue().splitlines()
+    assert header.split() == ["UUID", "FUNCTION", "TOPIC", "STATE", "LAG", "LASTPROCESSINGRESULT"]
+    assert row.split()[:4] == [uuid, "fn", "orders", "Disabled"]
