@@ -44,7 +44,10 @@ class Serve:
 
     def __init__(self, state_dir: Path) -> None:
         self.store = MappingStore(state_dir)
-        functions = Functions({"fn": FunctionTarget(handler=HANDLER)}, aws_lookup=False)
+        functions = Functions(
+            {"fn": FunctionTarget(handler=HANDLER), "fn2": FunctionTarget(handler=HANDLER)},
+            aws_lookup=False,
+        )
         self.service = MappingService(self.store, functions, PollerCommand(), state_dir)
         self.server = ControlServer(("127.0.0.1", 0), self.service)
         self.service.resume()
@@ -149,7 +152,7 @@ def test_list_filters_by_function_and_pages(serve: Serve) -> None:
 
 def test_update_changes_fields_and_keeps_identity(serve: Serve) -> None:
     client = serve.client()
-    uuid = client.create_event_source_mapping(**request())["UUID"]
+    uuid = settled(client, client.create_event_source_mapping(**request())["UUID"])
     updated = client.update_event_source_mapping(UUID=uuid, BatchSize=7)
     assert updated["BatchSize"] == 7
     assert updated["UUID"] == uuid
@@ -159,7 +162,7 @@ def test_update_changes_fields_and_keeps_identity(serve: Serve) -> None:
 
 def test_delete_removes_the_mapping(serve: Serve) -> None:
     client = serve.client()
-    uuid = client.create_event_source_mapping(**request())["UUID"]
+    uuid = settled(client, client.create_event_source_mapping(**request())["UUID"])
     deleted = client.delete_event_source_mapping(UUID=uuid)
     assert deleted["State"] == "Deleting"
     assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 202
@@ -168,6 +171,12 @@ def test_delete_removes_the_mapping(serve: Serve) -> None:
         404,
         "ResourceNotFoundException",
     )
+
+
+def settled(client: Any, uuid: str) -> str:
+    """``uuid`` once its worker has applied the create (Creating refuses updates)."""
+    wait_for(lambda: client.get_event_source_mapping(UUID=uuid)["State"] == "Disabled")
+    return uuid
 
 
 def wait_for(condition: Callable[[], bool]) -> None:
@@ -251,7 +260,7 @@ def test_create_only_fields_are_refused_in_update(serve: Serve) -> None:
 
 def test_update_during_updating_conflicts_and_delete_is_in_use(serve: Serve) -> None:
     client = serve.client()
-    uuid = client.create_event_source_mapping(**request())["UUID"]
+    uuid = settled(client, client.create_event_source_mapping(**request())["UUID"])
     worker = serve.service.workers()[uuid]
     worker.shutdown()  # the worker stops following: the mapping stays Updating below
     worker.join()
@@ -462,3 +471,21 @@ def test_status_endpoint_lists_mappings(serve: Serve, tmp_path: Path) -> None:
     header, row = out.getvalue().splitlines()
     assert header.split() == ["UUID", "FUNCTION", "TOPIC", "STATE", "LAG", "LASTPROCESSINGRESULT"]
     assert row.split()[:4] == [uuid, "fn", "orders", "Disabled"]
+
+
+def test_update_function_name(serve: Serve) -> None:
+    client = serve.client()
+    uuid = settled(client, client.create_event_source_mapping(**request())["UUID"])
+    updated = client.update_event_source_mapping(UUID=uuid, FunctionName="fn2")
+    assert updated["FunctionArn"].endswith(":function:fn2")
+    assert (
+        client.list_event_source_mappings(FunctionName="fn2")["EventSourceMappings"][0]["UUID"]
+        == uuid
+    )
+    wait_for(lambda: client.get_event_source_mapping(UUID=uuid)["State"] == "Disabled")
+    status, code, message = error_of(
+        lambda: client.update_event_source_mapping(UUID=uuid, FunctionName="gone")
+    )
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert message.startswith("Function does not exist")
+    assert client.get_event_source_mapping(UUID=uuid)["FunctionArn"].endswith(":function:fn2")
