@@ -12,7 +12,9 @@ names it, never emptied or overwritten.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -20,11 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 APPLICATION_ID: Final = 0x4B45534D  # "KESM"
 SCHEMA_VERSION: Final = 1
 FILE_NAME: Final = "mappings.sqlite"
+LOCK_FILE: Final = "serve.lock"
 _SCHEMA: Final = """
 CREATE TABLE mappings (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,15 +64,20 @@ class MappingStore:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / FILE_NAME
         self._lock = threading.Lock()
+        self._owner = _claim(directory / LOCK_FILE)
         fresh = not self.path.exists() or self.path.stat().st_size == 0
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._open(fresh)
-        except sqlite3.DatabaseError as exc:
-            raise StateFileError(
-                f"state file {self.path} is not a kafka-esm serve database ({exc}); it is left"
-                " as it is: move it away or give another --state-dir"
-            ) from None
+        except BaseException as exc:
+            self._db.close()
+            self._owner.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StateFileError(
+                    f"state file {self.path} is not a kafka-esm serve database ({exc}); it is"
+                    " left as it is: move it away or give another --state-dir"
+                ) from None
+            raise
 
     def _open(self, fresh: bool) -> None:
         db = self._db
@@ -148,9 +156,10 @@ class MappingStore:
         return [_row(row) for row in rows]
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file and let another ``serve`` have the folder."""
         with self._lock:
             self._db.close()
+            self._owner.close()
 
 
 _SELECT: Final = "SELECT seq, uuid, request, region, last_modified, deleting FROM mappings"
@@ -159,3 +168,23 @@ _SELECT: Final = "SELECT seq, uuid, request, region, last_modified, deleting FRO
 def _row(row: tuple[Any, ...]) -> StoredMapping:
     seq, uuid, request, region, last_modified, deleting = row
     return StoredMapping(seq, uuid, json.loads(request), region, last_modified, bool(deleting))
+
+
+def _claim(path: Path) -> IO[str]:
+    """An exclusive lock on the state folder for this process: two ``serve`` on one folder
+    would run every mapping twice. The kernel drops it when the process dies."""
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StateFileError(
+            f"state folder {path.parent} is in use by another kafka-esm serve (pid {holder});"
+            " stop it or give another --state-dir"
+        ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -489,3 +490,35 @@ def test_update_function_name(serve: Serve) -> None:
     assert (status, code) == (400, "InvalidParameterValueException")
     assert message.startswith("Function does not exist")
     assert client.get_event_source_mapping(UUID=uuid)["FunctionArn"].endswith(":function:fn2")
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    MappingStore(tmp_path).close()
+    with sqlite3.connect(tmp_path / "mappings.sqlite") as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(StateFileError, match="schema version 99"):
+        MappingStore(tmp_path)
+
+
+def test_a_second_serve_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    first = MappingStore(tmp_path)
+    try:
+        result = serve_command("--state-dir", str(tmp_path))
+        assert result.returncode == 2
+        assert f"in use by another kafka-esm serve (pid {os.getpid()})" in result.stderr
+    finally:
+        first.close()
+    MappingStore(tmp_path).close()  # free again once the first let go
+
+
+def test_an_interrupted_delete_is_finished_at_the_next_start(tmp_path: Path) -> None:
+    store = MappingStore(tmp_path)
+    store.add("5d1b6a0e-0000-4000-8000-000000000001", {**request(), "UUID": "x"}, "us-east-1")
+    store.mark_deleting("5d1b6a0e-0000-4000-8000-000000000001")
+    store.close()
+    serve = Serve(tmp_path)
+    try:
+        assert serve.client().list_event_source_mappings()["EventSourceMappings"] == []
+        assert serve.store.all() == []
+    finally:
+        serve.stop()
