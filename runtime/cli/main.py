@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, Protocol
 
-from runtime.cli import devtools, health, status
+from runtime.cli import devtools, health, serve, status
 from runtime.cli import doctor as doctor_command
 from runtime.cli import invoke as invoke_command
 from runtime.cli import run as run_command
@@ -39,6 +39,8 @@ COMMANDS: tuple[tuple[str, str, Command], ...] = (
     ("doctor", "preflight a mapping: network, TLS, sign-in, ACLs, topic, group, function",
      doctor_command),
     ("status", "live table: per-partition offsets, lag, records/s, state", status),
+    ("serve", "Lambda's event-source-mapping API on this machine, one poller per mapping",
+     serve),
     ("health", "exit 0 when the poller's heartbeat is fresh (container HEALTHCHECK)", health),
     ("local-kafka", "a real local Apache Kafka for development and tests", local_kafka_commands),
     ("generate-event", "print the event the poller sends for records you give (no broker)",

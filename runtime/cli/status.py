@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from runtime.cli import status_serve
 from runtime.cli.options import (
     add_consumer_config_argument,
     add_mapping_argument,
@@ -208,6 +209,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)"
     )
     parser.add_argument("--once", action="store_true", help="print the table once and exit")
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="a running 'kafka-esm serve' (http://127.0.0.1:9001): one line per mapping"
+        " (UUID, function, topic, State, lag) instead of one mapping's partitions",
+    )
     add_consumer_config_argument(parser)
 
 
@@ -215,6 +222,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     """Show the table until interrupted (or once); return the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
+    if args.endpoint is not None:
+        return status_serve.run(args, out, err)
     try:
         mapping = load_mapping(args.mapping)
         if args.interval <= 0:

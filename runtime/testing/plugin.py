@@ -19,6 +19,7 @@ from runtime.devtools.local_kafka.settings import ClusterInfo
 from runtime.testing.cluster import KafkaTestCluster
 from runtime.testing.harness import MappingRun
 from runtime.testing.harness import run_mapping as start_mapping
+from runtime.testing.serve import ServeProcess
 
 EXTERNAL_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 MARKER = "kafka"
@@ -94,3 +95,23 @@ def run_mapping() -> Iterator[Callable[..., MappingRun]]:
     yield start
     for run in runs:
         run.stop()
+
+
+@pytest.fixture
+def kafka_esm_serve(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., ServeProcess]]:
+    """Start ``kafka-esm serve`` (Lambda's event-source-mapping API on a free port):
+    ``kafka_esm_serve({"my-fn": "app:handler"})`` returns a ready ``ServeProcess``;
+    ``.client()`` is boto3's Lambda client for it. Stopped (SIGTERM) when the test ends."""
+    started: list[ServeProcess] = []
+
+    def start(functions: Mapping[str, str], **options: Any) -> ServeProcess:
+        options.setdefault("state_dir", tmp_path_factory.mktemp("serve"))
+        serve = ServeProcess(functions=functions, **options).start()
+        started.append(serve)
+        return serve
+
+    yield start
+    for serve in started:
+        serve.stop()
