@@ -35,14 +35,16 @@ from runtime.observability.publishers import (
     ReportingSetupError,
 )
 from runtime.observability.scaling import PollerCapacity
-from runtime.observability.state import MappingStopped, StateTransitionReason
+from runtime.observability.state import (
+    CONFIG_NOT_VALID_EXIT,
+    MAPPING_STOPPED_EXIT,
+    MappingStopped,
+    StateTransitionReason,
+)
 from runtime.observability.system_logs import install_system_logs
 from runtime.pipeline.poller import PollerOptions
 
 log = logging.getLogger("runtime.cli.run")
-
-CONFIG_NOT_VALID_EXIT = 2
-MAPPING_STOPPED_EXIT = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,11 @@ from runtime.definition.model import (
     load_mapping,
 )
 from runtime.observability.lag import GroupView, LagReader, LagReadError, LagSnapshot, PartitionLag
-from runtime.observability.state import MappingStopped, StateTransitionReason
+from runtime.observability.state import (
+    CONFIG_NOT_VALID_EXIT,
+    MappingStopped,
+    StateTransitionReason,
+)
 from runtime.observability.status import (
     ASSIGNED,
     CAUGHT_UP,
@@ -43,7 +47,6 @@ from runtime.observability.status import (
 from runtime.security.plan import SecurityOptions
 from runtime.security.session import SecuritySession
 
-CONFIG_NOT_VALID_EXIT = 2
 BROKER_ERROR_EXIT = 1
 _CLEAR_SCREEN = "\x1b[H\x1b[2J"
 

@@ -29,6 +29,8 @@ from runtime.control.functions import FunctionTarget
 from runtime.observability.health import DEFAULT_MAX_AGE_S
 from runtime.observability.health import ENV_VAR as HEALTH_FILE_ENV
 from runtime.observability.state import (
+    CONFIG_NOT_VALID_EXIT,
+    MAPPING_STOPPED_EXIT,
     NO_RECORDS_PROCESSED,
     State,
     StateTransitionReason,
@@ -38,9 +40,6 @@ from runtime.observability.status import read_status_documents
 
 log = logging.getLogger("runtime.control.supervisor")
 
-CONFIG_NOT_VALID_EXIT: Final = 2
-MAPPING_STOPPED_EXIT: Final = 3
-"""``kafka-esm run``'s exit codes for a mapping AWS would disable (runtime.cli.run)."""
 _TICK_S: Final = 0.5
 _MAX_BACKOFF_S: Final = 60.0
 _STOP_GRACE_S: Final = 15.0

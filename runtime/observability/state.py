@@ -37,6 +37,11 @@ class StateTransitionReason(StrEnum):
     FUNCTION_CONFIG_NOT_VALID = "FUNCTION_CONFIG_NOT_VALID"
 
 
+CONFIG_NOT_VALID_EXIT = 2
+"""A poller process's exit code when its mapping is refused (ESM_CONFIG_NOT_VALID)."""
+MAPPING_STOPPED_EXIT = 3
+"""A poller process's exit code when its mapping stopped as AWS would stop it."""
+
 NO_RECORDS_PROCESSED = "No records processed"
 OK = "OK"
 
