@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kafka-esm`` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # run --processes starts members
     module = next(module for name, _, module in COMMANDS if name == args.command)
     try:
         return module.run(args)

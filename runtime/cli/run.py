@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from runtime.cli import devtools
 from runtime.cli.launcher import InvokeTarget, LaunchOptions, build_poller, run_until_signalled
+from runtime.cli.members import default_instance_base, run_members
 from runtime.cli.options import (
     add_consumer_config_argument,
     add_invoke_target_arguments,
@@ -62,6 +63,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=number(int, 1),
         default=PollerOptions.max_concurrency,
         help="batches in flight at once, one per partition at most",
+    )
+    parser.add_argument(
+        "--processes",
+        type=number(int, 1, 64),
+        default=1,
+        help="members of the mapping's group to run, each a process of its own (a process "
+        "uses one core), supervised: one that dies is restarted, SIGTERM drains them all",
+    )
+    parser.add_argument(
+        "--group-instance-id",
+        default=None,
+        metavar="ID",
+        help="static group membership (librdkafka group.instance.id; Stream mode): a "
+        "restarted poller takes its partitions back without a rebalance. With --processes "
+        "each member gets ID-<slot> (default with --processes: the host name)",
     )
     parser.add_argument(
         "--drain-timeout",
@@ -245,6 +261,17 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     except (MappingLoadError, MappingValidationError) as exc:
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT
+    if mapping.is_queue and args.group_instance_id is not None:
+        print(
+            f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: --group-instance-id is not "
+            "supported with ConsumptionMode Queue: share groups have no static membership",
+            file=err,
+        )
+        return CONFIG_NOT_VALID_EXIT
+    if args.processes > 1:
+        base = None if mapping.is_queue else args.group_instance_id or default_instance_base()
+        argv = getattr(args, "argv", None) or sys.argv[1:]
+        return run_members(argv, args.processes, base, args.drain_timeout)
     try:
         system_log = args.system_log.open("a", encoding="utf-8") if args.system_log else None
     except OSError as exc:
@@ -278,6 +305,8 @@ def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, e
         if args.reload and args.handler is None:
             raise ValueError("--reload needs --handler: it re-imports a local Python handler")
         overrides = parse_settings(args.consumer_config)
+        if args.group_instance_id is not None:
+            overrides["group.instance.id"] = args.group_instance_id
         options = LaunchOptions(
             InvokeTarget(
                 args.handler,

@@ -11,7 +11,6 @@ The kernel kills the child when ``serve`` dies (PR_SET_PDEATHSIG), so no poller 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from runtime.children import die_with_parent
 from runtime.control.functions import FunctionTarget
 from runtime.observability.health import DEFAULT_MAX_AGE_S
 from runtime.observability.health import ENV_VAR as HEALTH_FILE_ENV
@@ -45,7 +45,6 @@ _MAX_BACKOFF_S: Final = 60.0
 _STOP_GRACE_S: Final = 15.0
 _STABLE_AFTER_S: Final = 60.0
 """A poller that ran this long before crashing restarts after the shortest backoff again."""
-_PR_SET_PDEATHSIG: Final = 1
 LOG_FILE: Final = "poller.log"
 MAPPING_FILE: Final = "mapping.json"
 STATUS_DIR: Final = "status"
@@ -105,13 +104,6 @@ class PollerCommand:
             f"{self.drain_timeout_s:g}",
             *self.extra_args,
         ]
-
-
-def die_with_parent() -> None:
-    """A ``preexec_fn``: the kernel SIGKILLs the child when the thread that started it dies
-    (``serve`` killed with -9 leaves no poller behind)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class MappingWorker:

@@ -6,15 +6,15 @@ pattern, so two runs on one machine cannot stop each other's servers.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
 import time
 from pathlib import Path
 
+from runtime.children import die_with_parent
+
 LOOPBACK = "127.0.0.1"
-_PR_SET_PDEATHSIG = 1
 __all__ = ["alive", "die_with_parent", "free_ports", "kill", "port_open", "terminate"]
 
 
@@ -52,12 +52,6 @@ def port_open(address: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def die_with_parent() -> None:
-    """A ``preexec_fn``: the kernel SIGKILLs the child when its parent dies (no orphans)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def terminate(pid: int, grace_s: float) -> None:
