@@ -72,6 +72,7 @@ from constructs_kafka.validation import (
     known_timeout,
     prop_of,
 )
+from runtime.cli.members import MAX_PROCESSES
 from runtime.definition.model import ENV_VAR as MAPPING_ENV_VAR
 from runtime.definition.model import derive_uuid, validate_mapping
 from runtime.definition.vocabulary import DestinationKind
@@ -143,6 +144,11 @@ class PollerServiceProps:
     group lets several pollers read one partition). @default - ``partition_count`` (at
     most ``provisioned_pollers.maximum_pollers``; in Queue mode
     ``provisioned_pollers.maximum_pollers`` when given)"""
+    processes_per_task: int = 1
+    """Members of the mapping's group each task runs (``kafka-esm run --processes``), 1-64:
+    one Python process uses one core, so give the task as many vCPUs (``cpu`` 1024 per
+    process). Each member has a static group membership (``<task host>-<slot>``).
+    @default 1"""
     cpu: int = 512
     """Fargate CPU units of a task (256-16384, a valid Fargate pair with ``memory_mib``).
     @default 512"""
@@ -422,6 +428,8 @@ class KafkaPollerService(Construct):
             "--catch-up",
             str(int(service.catch_up.to_seconds())),
         ]
+        if service.processes_per_task > 1:
+            args += ["--processes", str(service.processes_per_task)]
         timeout_s = _function_timeout_s(self.props.function)
         if timeout_s is not None:
             wait_s = min(timeout_s + INVOKE_MARGIN_S, int(MAX_TIMEOUT_S))
@@ -630,6 +638,10 @@ def _count_problems(props: KafkaTriggerProps, service: PollerServiceProps) -> li
         for name in ("min_tasks", "max_tasks")
         if getattr(service, name) is not None and _not_count(getattr(service, name))
     ]
+    processes = service.processes_per_task
+    if _not_count(processes) or processes > MAX_PROCESSES:
+        rule = f"must be a whole number from 1 to {MAX_PROCESSES}"
+        problems.append(PropProblem("processes_per_task", "processes_per_task", processes, rule))
     if problems:
         return problems
     minimum, maximum = _task_bounds(props, service)

@@ -33,6 +33,8 @@ from runtime.observability.state import CONFIG_NOT_VALID_EXIT, MAPPING_STOPPED_E
 
 log = logging.getLogger("runtime.cli.members")
 
+MAX_PROCESSES = 64
+"""The most members one ``run --processes`` starts."""
 _TICK_S = 0.2
 _MAX_BACKOFF_S = 30.0
 _STABLE_AFTER_S = 60.0

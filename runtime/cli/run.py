@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from runtime.cli import devtools
 from runtime.cli.launcher import InvokeTarget, LaunchOptions, build_poller, run_until_signalled
-from runtime.cli.members import default_instance_base, run_members
+from runtime.cli.members import MAX_PROCESSES, default_instance_base, run_members
 from runtime.cli.options import (
     add_consumer_config_argument,
     add_invoke_target_arguments,
@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--processes",
-        type=number(int, 1, 64),
+        type=number(int, 1, MAX_PROCESSES),
         default=1,
         help="members of the mapping's group to run, each a process of its own (a process "
         "uses one core), supervised: one that dies is restarted, SIGTERM drains them all",

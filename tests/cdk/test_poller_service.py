@@ -749,3 +749,16 @@ def test_an_installed_wheel_without_the_dockerfile_asks_for_image(
         small_poller_service(stack)
     assert "image: " in str(refused.value)
     assert "must be given: no runtime/Dockerfile" in str(refused.value)
+
+
+def test_processes_per_task_reach_the_container_command_and_are_bounded() -> None:
+    from constructs_kafka import KafkaTriggerValidationError
+    from tests.cdk.fixtures import small_poller_service
+
+    stack = new_stack()
+    service = small_poller_service(stack, processes_per_task=2, cpu=2048, memory_mib=4096)
+    parser = argparse.ArgumentParser()
+    run_command.add_arguments(parser)
+    assert parser.parse_args(service.command()).processes == 2
+    with pytest.raises(KafkaTriggerValidationError, match="processes_per_task"):
+        small_poller_service(new_stack(), processes_per_task=65)
