@@ -74,7 +74,16 @@ def consumer_settings(
         "fetch.queue.backoff.ms": 20,
     }
     settings.update(overrides or {})
+    if settings.get("group.protocol") == "consumer":
+        # KIP-848: the broker assigns partitions incrementally and owns the session;
+        # librdkafka refuses the classic protocol's assignment and timing settings.
+        for key in CLASSIC_PROTOCOL_ONLY:
+            settings.pop(key, None)
     return settings
+
+
+CLASSIC_PROTOCOL_ONLY = ("partition.assignment.strategy", "session.timeout.ms")
+"""Settings of the classic group protocol that ``group.protocol=consumer`` refuses."""
 
 
 def consumer_class(mapping: EventSourceMapping) -> Callable[[dict[str, Any]], Consumer]:

@@ -80,6 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "each member gets ID-<slot> (default with --processes: the host name)",
     )
     parser.add_argument(
+        "--group-protocol",
+        choices=["classic", "consumer"],
+        default="classic",
+        help="the consumer group protocol: 'consumer' is KIP-848 (Apache Kafka 4.0+), where "
+        "the broker moves partitions one by one and a rebalance stops no other member",
+    )
+    parser.add_argument(
         "--drain-timeout",
         type=number(float, 0),
         default=PollerOptions.drain_timeout_s,
@@ -307,6 +314,8 @@ def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, e
         overrides = parse_settings(args.consumer_config)
         if args.group_instance_id is not None:
             overrides["group.instance.id"] = args.group_instance_id
+        if args.group_protocol != "classic" and not mapping.is_queue:
+            overrides["group.protocol"] = args.group_protocol
         options = LaunchOptions(
             InvokeTarget(
                 args.handler,

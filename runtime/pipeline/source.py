@@ -232,7 +232,10 @@ class ConsumerGroupSource:
         settings["on_commit"] = self._on_commit
         settings.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
         settings["stats_cb"] = self._reach.on_stats
-        self._cooperative = settings["partition.assignment.strategy"] == "cooperative-sticky"
+        # KIP-848's consumer protocol assigns incrementally, as cooperative-sticky does.
+        self._cooperative = settings.get("group.protocol") == "consumer" or (
+            settings.get("partition.assignment.strategy") == "cooperative-sticky"
+        )
         self._listener = listener
         self._consumer = self._connection.consumer_factory(settings)
         self._consumer.subscribe(

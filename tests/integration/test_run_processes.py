@@ -86,3 +86,32 @@ def test_static_membership_is_refused_in_queue_mode(kafka: ClusterInfo, tmp_path
     assert result.returncode == 2
     assert "--group-instance-id is not supported with ConsumptionMode Queue" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_static_members_on_the_kip_848_consumer_protocol_share_the_partitions(
+    kafka: ClusterInfo, topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = topic_factory(partitions=4)
+    group = f"group-{topic}"
+    for partition in range(4):
+        produce(kafka.plaintext_config(), topic, [b"v"] * 5, partition=partition)
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps(mapping_doc(kafka, topic)), encoding="utf-8")
+    log = tmp_path / "delivered.txt"
+    env = {**os.environ, "CRASH_LOG": str(log)}
+    argv = kafka_esm("run", mapping, "--handler", "tests.integration.crash_handler:handler")
+    argv += ["--processes", "2", "--group-protocol", "consumer", "--metrics", "none"]
+    parent = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wanted = {(p, o) for p in range(4) for o in range(5)}
+        wait_until(lambda: delivered(log) >= wanted, 60, "every record delivered")
+        admin = AdminClient(kafka.plaintext_config())
+        described = admin.describe_consumer_groups([group])[group].result(timeout=15)
+        assert described.type.name == "CONSUMER"
+        assert len(described.members) == 2
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(60) == 0
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
