@@ -28,7 +28,7 @@ def test_the_kip_848_protocol_drops_the_classic_protocols_settings() -> None:
     mapping = parse_mapping(
         {
             "FunctionName": "f",
-            "Topics": ["t"],
+            "Topics": ["orders"],
             "StartingPosition": "LATEST",
             "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["b:9092"]}},
         }
