@@ -43,36 +43,45 @@ RATE_PER_S = 400
 class Feed:
     """A producer thread writing small records round-robin until stopped."""
 
-    def __init__(self, kafka: ClusterInfo, topic: str) -> None:
+    def __init__(self, kafka: ClusterInfo, topic: str, partitions: int = PARTITIONS) -> None:
         self._producer = Producer({**kafka.plaintext_config(), "linger.ms": 5})
         self._topic = topic
+        self._partitions = partitions
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self.produced = 0
 
     def __enter__(self) -> Feed:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> int:
+        """Stop producing; every record written so far is acknowledged. Returns how many."""
         self._stop.set()
         self._thread.join(10)
-        self._producer.flush(10)
+        self._producer.flush(30)
+        return self.produced
 
     def _run(self) -> None:
-        index = 0
         while not self._stop.wait(1 / RATE_PER_S * 10):
             for _ in range(10):
-                self._producer.produce(self._topic, b"x" * 100, partition=index % PARTITIONS)
-                index += 1
+                partition = self.produced % self._partitions
+                self._producer.produce(self._topic, b"x" * 100, partition=partition)
+                self.produced += 1
             self._producer.poll(0)
 
 
 class Poller:
     """One ``kafka-esm run`` process and the deliveries it logs."""
 
-    def __init__(self, folder: Path, mapping: Path, *flags: str) -> None:
+    def __init__(
+        self, folder: Path, mapping: Path, *flags: str, env: dict[str, str] | None = None
+    ) -> None:
         self.log = folder / f"deliveries-{uuid.uuid4().hex[:6]}.log"
-        env = {**os.environ, "BENCH_DELIVERY_LOG": str(self.log)}
+        env = {**os.environ, **(env or {}), "BENCH_DELIVERY_LOG": str(self.log)}
         command = [sys.executable, "-m", "runtime.cli.main", "run", "--mapping", str(mapping)]
         command += ["--handler", "bench.delivery_handler:handler", "--metrics", "none", *flags]
         self.started = time.monotonic()
@@ -102,12 +111,12 @@ class Poller:
             self.process.wait(60)
 
 
-def mapping_file(kafka: ClusterInfo, topic: str, folder: Path) -> Path:
+def mapping_file(kafka: ClusterInfo, topic: str, folder: Path, batch_size: int = 10) -> Path:
     doc: dict[str, Any] = {
         "FunctionName": "bench-function",
         "Topics": [topic],
-        "StartingPosition": "LATEST",
-        "BatchSize": 10,
+        "StartingPosition": "TRIM_HORIZON",
+        "BatchSize": batch_size,
         "MaximumBatchingWindowInSeconds": 0,
         "SelfManagedEventSource": {
             "Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [kafka.bootstrap_servers]}
