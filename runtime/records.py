@@ -25,6 +25,16 @@ PartitionId = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
+class SchemaMetadata:
+    """``keySchemaMetadata``/``valueSchemaMetadata``: how a schema registry decoded a part."""
+
+    data_format: str
+    """AVRO, PROTOBUF or JSON (JSON too for any schema when EventRecordFormat is JSON)."""
+    schema_id: str
+    """The Confluent schema id (decimal) or the Glue schema version UUID."""
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """One record read from a topic partition."""
 
@@ -36,6 +46,18 @@ class Record:
     key: bytes | None = None
     value: bytes | None = None
     headers: tuple[Header, ...] = field(default_factory=tuple)
+    key_schema: SchemaMetadata | None = None
+    value_schema: SchemaMetadata | None = None
+    decoded_value: bytes | None = None
+    """The value as JSON text when a registry decoded it and ``value`` is not that text
+    (EventRecordFormat SOURCE): filters read this."""
+    undecodable: str | None = None
+    """Why a registry could not decode this record: it goes to the on-failure path."""
+
+    @property
+    def filter_value(self) -> bytes | None:
+        """What filters match: the decoded value when there is one, else the value."""
+        return self.value if self.decoded_value is None else self.decoded_value
 
     @property
     def partition_key(self) -> str:

@@ -23,11 +23,19 @@ from runtime.observability.publishers import Reporter, ReportingOptions
 from runtime.observability.scaling import WorkloadMeter
 from runtime.observability.state import MappingStatus
 from runtime.pipeline.batcher import Batcher
+from runtime.pipeline.decoding import DecodingSource
 from runtime.pipeline.failures import FailurePolicy
 from runtime.pipeline.offsets import OffsetLedger
 from runtime.pipeline.poller import Poller, PollerOptions, PollerParts
 from runtime.pipeline.processor import BatchProcessor
-from runtime.pipeline.source import ClientConnection, ConsumerGroupSource, PlainConnection
+from runtime.pipeline.source import (
+    ClientConnection,
+    ConsumerGroupSource,
+    PlainConnection,
+    Source,
+)
+from runtime.registry.clients import decoder_for, schema_source
+from runtime.registry.schemas import SchemaSource
 from runtime.security.plan import SecurityOptions
 from runtime.security.secrets import SecretReader
 from runtime.security.session import SecuritySession
@@ -99,6 +107,13 @@ def build_poller(
     destination = destination_for(
         mapping, consumer_overrides=security.client_settings, region=options.target.region
     )
+    schemas = None
+    if mapping.schema_registry is not None:
+        reader = secret_reader or SecretReader(
+            endpoint_url=options.security.secrets_endpoint_url,
+            allow_pbes2=options.security.allow_pbes2,
+        )
+        schemas = schema_source(mapping.schema_registry, reader)
     return assemble_poller(
         mapping,
         invoker or options.target.invoker(mapping),
@@ -106,6 +121,7 @@ def build_poller(
         connection=security,
         destination=destination,
         client_settings=security.client_settings,
+        schemas=schemas,
     )
 
 
@@ -119,11 +135,14 @@ def assemble_poller(
     client_settings: Callable[[], Mapping[str, Any]] | None = None,
     counters: Counters | None = None,
     status: MappingStatus | None = None,
+    schemas: SchemaSource | None = None,
 ) -> Poller:
     """The one place that builds a poller's parts and wires them together.
 
     ``connection`` reaches the cluster (default: ``options.consumer_overrides`` as they
-    are); ``client_settings`` gives the resolved settings the lag reader uses.
+    are); ``client_settings`` gives the resolved settings the lag reader uses;
+    ``schemas`` is the mapping's schema registry (default: the one its
+    SchemaRegistryConfig names, secrets read from Secrets Manager or ``file://``).
     """
     options = options or PollerOptions()
     counters = counters or Counters()
@@ -133,15 +152,21 @@ def assemble_poller(
     settings = client_settings or (lambda: options.consumer_overrides)
     ledger = OffsetLedger(counters)
     workload = WorkloadMeter()
+    source: Source = ConsumerGroupSource(
+        mapping, counters, connection, status=status, workload=workload
+    )
     if mapping.schema_registry is not None:
-        # Validated like every field, but the poller does not decode Avro, Protobuf or
-        # JSON Schema records: the function receives the raw bytes, base64-encoded.
-        log.warning(
-            "SchemaRegistryConfig is not applied by this poller: "
-            "records are sent as they are in Kafka"
+        # Records are decoded before the filter and the batcher see them.
+        registry = schemas or schema_source(mapping.schema_registry, SecretReader())
+        source = DecodingSource(
+            source,
+            decoder_for(mapping.schema_registry, registry),
+            counters,
+            status,
+            backoff=options.retry_backoff,
         )
     parts = PollerParts(
-        source=ConsumerGroupSource(mapping, counters, connection, status=status, workload=workload),
+        source=source,
         ledger=ledger,
         batcher=Batcher(
             mapping.bootstrap_servers,

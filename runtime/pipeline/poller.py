@@ -169,7 +169,11 @@ class Poller:
         self._last_fetch = time.monotonic()
         record_filter, ledger, batcher = self._filter, self._ledger, self._batcher
         for record in self._source.poll(self.options.max_poll_records, self._poll_timeout()):
-            keep = record_filter is None or record_filter.matches(record.value)
+            keep = (
+                record_filter is None
+                or record.undecodable is not None  # a registry failure is never filtered away
+                or record_filter.matches(record.filter_value)
+            )
             if not keep:
                 self.counters.add(Metric.FILTERED_OUT)
             ledger.read(record)

@@ -1,0 +1,160 @@
+"""Records written for a schema registry reach the function decoded as Lambda sends them.
+
+Real parts only: the local Apicurio Registry (Confluent API), the local Kafka, records
+written by confluent-kafka's serializers, and the function reading them with Powertools'
+``kafka_consumer`` and the matching ``SchemaConfig``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.kafka import ConsumerRecords, SchemaConfig, kafka_consumer
+
+from runtime.devtools.local_kafka.registry import RegistryInfo
+from runtime.testing import KafkaTestCluster
+from tests.registry_helpers import (
+    KEY_AVRO,
+    ORDER_AVRO,
+    Address,
+    Order,
+    Producer,
+    expected,
+    key,
+    order,
+)
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 6
+
+
+def registry_mapping(
+    cluster: KafkaTestCluster,
+    topic: str,
+    registry_uri: str,
+    record_format: str,
+    attributes: tuple[str, ...] = ("KEY", "VALUE"),
+    **fields: Any,
+) -> dict[str, Any]:
+    request = cluster.mapping(topic, **fields)
+    request["SelfManagedKafkaEventSourceConfig"]["SchemaRegistryConfig"] = {
+        "SchemaRegistryURI": registry_uri,
+        "EventRecordFormat": record_format,
+        "SchemaValidationConfigs": [{"Attribute": a} for a in attributes],
+    }
+    return request
+
+
+def schema_config(fmt: str, record_format: str) -> SchemaConfig:
+    if record_format == "JSON" or fmt == "JSON":
+        return SchemaConfig(value_schema_type="JSON", key_schema_type="JSON")
+    if fmt == "AVRO":
+        return SchemaConfig(
+            value_schema_type="AVRO",
+            value_schema=ORDER_AVRO,
+            key_schema_type="AVRO",
+            key_schema=KEY_AVRO,
+        )
+    return SchemaConfig(
+        value_schema_type="PROTOBUF",
+        value_schema=Order,
+        key_schema_type="PROTOBUF",
+        key_schema=Address,
+    )
+
+
+@pytest.mark.parametrize("record_format", ["JSON", "SOURCE"])
+@pytest.mark.parametrize("fmt", ["AVRO", "PROTOBUF", "JSON"])
+def test_powertools_reads_every_record_as_produced(
+    kafka_cluster: KafkaTestCluster,
+    schema_registry: RegistryInfo,
+    run_mapping,
+    fmt: str,
+    record_format: str,
+):
+    topic = kafka_cluster.create_topic()
+    producer = Producer(fmt, schema_registry.url, topic)
+    written = [
+        {"key": producer.key(key(n)), "value": producer.value(order(n))} for n in range(RECORDS)
+    ]
+    kafka_cluster.produce(topic, written)
+    decoded: list[tuple[Any, Any, Any, Any]] = []
+
+    @kafka_consumer(schema_config=schema_config(fmt, record_format))
+    def handler(event: ConsumerRecords, context: Any) -> None:
+        for record in event.records:
+            decoded.append(
+                (record.key, record.value, record.key_schema_metadata, record.value_schema_metadata)
+            )
+
+    mapping = registry_mapping(kafka_cluster, topic, schema_registry.url, record_format)
+    run = run_mapping(mapping, handler).wait_for(
+        until=lambda r: len(decoded) >= RECORDS or bool(r.handler_errors)
+    )
+    assert run.handler_errors == []
+    assert [(k, v) for k, v, _, _ in decoded] == [
+        (expected(fmt, key(n), is_key=True), expected(fmt, order(n), is_key=False))
+        for n in range(RECORDS)
+    ]
+    data_format = "JSON" if record_format == "JSON" else fmt
+    for (_, _, key_meta, value_meta), record in zip(decoded, written, strict=True):
+        assert key_meta.data_format == value_meta.data_format == data_format
+        assert key_meta.schema_id == str(int.from_bytes(record["key"][1:5], "big"))
+        assert value_meta.schema_id == str(int.from_bytes(record["value"][1:5], "big"))
+
+
+def test_json_delivers_the_decoded_text_and_source_the_body_without_the_header(
+    kafka_cluster: KafkaTestCluster, schema_registry: RegistryInfo, run_mapping
+):
+    topic = kafka_cluster.create_topic()
+    producer = Producer("AVRO", schema_registry.url, topic)
+    framed = producer.value(order(1))
+    kafka_cluster.produce(topic, [{"key": b"plain-key", "value": framed}])
+    as_json = run_mapping(
+        registry_mapping(kafka_cluster, topic, schema_registry.url, "JSON", ("VALUE",)),
+        lambda event, context: None,
+    ).wait_for(records=1)
+    source = run_mapping(
+        registry_mapping(kafka_cluster, topic, schema_registry.url, "SOURCE", ("VALUE",)),
+        lambda event, context: None,
+    ).wait_for(records=1)
+    json_record, source_record = as_json.records[0], source.records[0]
+    assert json.loads(base64.b64decode(json_record["value"])) == {**order(1), "note": None}
+    assert base64.b64decode(source_record["value"]) == framed[5:]
+    for record in (json_record, source_record):
+        # KEY is not named in SchemaValidationConfigs: left as it is, without metadata.
+        assert base64.b64decode(record["key"]) == b"plain-key"
+        assert "keySchemaMetadata" not in record
+    assert json_record["valueSchemaMetadata"] == {
+        "dataFormat": "JSON",
+        "schemaId": str(int.from_bytes(framed[1:5], "big")),
+    }
+    assert source_record["valueSchemaMetadata"]["dataFormat"] == "AVRO"
+
+
+@pytest.mark.parametrize("record_format", ["JSON", "SOURCE"])
+def test_filters_match_decoded_fields(
+    kafka_cluster: KafkaTestCluster, schema_registry: RegistryInfo, run_mapping, record_format
+):
+    topic = kafka_cluster.create_topic()
+    producer = Producer("AVRO", schema_registry.url, topic)
+    kafka_cluster.produce(topic, [{"value": producer.value(order(n))} for n in range(10)])
+    mapping = registry_mapping(
+        kafka_cluster,
+        topic,
+        schema_registry.url,
+        record_format,
+        ("VALUE",),
+        FilterCriteria={
+            "Filters": [{"Pattern": json.dumps({"value": {"zip": ["20003", "20007"]}})}]
+        },
+    )
+    run = run_mapping(mapping, lambda event, context: None).wait_for(
+        records=2, until=lambda r: r.counters["CommittedEventCount"] == 10
+    )
+    assert [r["offset"] for r in run.records] == [3, 7]
+    assert run.counters["FilteredOutEventCount"] == 8
