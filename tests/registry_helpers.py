@@ -119,8 +119,9 @@ def key(number: int) -> dict[str, Any]:
 class Producer:
     """Serializes keys and values with confluent-kafka's serializers for one format."""
 
-    def __init__(self, fmt: str, registry_url: str, topic: str) -> None:
-        client = SchemaRegistryClient({"url": registry_url})
+    def __init__(self, fmt: str, registry: str | SchemaRegistryClient, topic: str) -> None:
+        """``registry``: the registry's URL, or a client (an in-process mock one)."""
+        client = SchemaRegistryClient({"url": registry}) if isinstance(registry, str) else registry
         self.format = fmt
         self.topic = topic
         if fmt == "AVRO":
