@@ -121,7 +121,11 @@ class Producer:
 
     def __init__(self, fmt: str, registry: str | SchemaRegistryClient, topic: str) -> None:
         """``registry``: the registry's URL, or a client (an in-process mock one)."""
-        client = SchemaRegistryClient({"url": registry}) if isinstance(registry, str) else registry
+        client = (
+            SchemaRegistryClient({"url": registry, "timeout": 30})
+            if isinstance(registry, str)
+            else registry
+        )
         self.format = fmt
         self.topic = topic
         if fmt == "AVRO":

@@ -177,11 +177,11 @@ class BatchProcessor:
         """Give up on records the schema registry cannot decode (they are never sent)."""
         bad, good = piece.take(lambda record: record.undecodable is not None)
         if bad.records:
+            reasons = {f"{r.partition_key}@{r.offset}": r.undecodable for r in bad.records}
             log.warning(
-                "records the schema registry cannot decode",
-                extra={
-                    "reasons": {f"{r.partition_key}@{r.offset}": r.undecodable for r in bad.records}
-                },
+                "records the schema registry cannot decode: %s",
+                "; ".join(f"{where}: {why}" for where, why in reasons.items()),
+                extra={"reasons": reasons},
             )
             self._give_up(batch, bad, Condition.SCHEMA_DECODING_FAILED)
         return good

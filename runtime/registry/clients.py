@@ -55,7 +55,8 @@ def schema_source(config: SchemaRegistryConfig, secrets: SecretReader) -> Schema
 
 
 def _client_config(config: SchemaRegistryConfig, secrets: SecretReader) -> dict[str, Any]:
-    settings: dict[str, Any] = {"url": config.uri.rstrip("/"), "max.retries": 1}
+    # A bounded wait: the poll loop asks the registry (once per new schema id).
+    settings: dict[str, Any] = {"url": config.uri.rstrip("/"), "max.retries": 1, "timeout": 10}
     folder: Path | None = None
     for access in config.access:
         secret = secrets.read(access.type.value, access.uri)

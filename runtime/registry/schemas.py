@@ -88,7 +88,7 @@ class ConfluentSchemas:
 
     def _fetch(self, schema_id: int) -> WriterSchema:
         schema = self._ask(lambda: self._client.get_schema(schema_id))
-        kind = (schema.schema_type or "AVRO").upper()
+        kind = (schema.schema_type or _guess_type(schema.schema_str)).upper()
         if kind == "AVRO":
             return WriterSchema(SchemaFormat.AVRO, _avro(schema.schema_str, self._named(schema)))
         if kind == "JSON":
@@ -184,11 +184,27 @@ class GlueSchemas:
         )
 
 
+def _guess_type(text: str) -> str:
+    """The type of a schema the registry sent without ``schemaType``.
+
+    Confluent leaves it out for AVRO; Apicurio's ccompat API sometimes leaves it out for a
+    JSON Schema too, so a JSON object that reads as a JSON Schema and not as an Avro record
+    is taken as one."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return "AVRO"
+    if not isinstance(document, dict) or document.get("type") in {"record", "enum", "fixed"}:
+        return "AVRO"
+    json_schema = "$schema" in document or "properties" in document
+    return "JSON" if json_schema or document.get("type") == "object" else "AVRO"
+
+
 def _avro(text: str, named: dict[str, Any]) -> Any:
     try:
         return fastavro.parse_schema(json.loads(text), named_schemas=named)
     except (ValueError, fastavro.schema.SchemaParseException) as error:
-        raise SchemaRejected(f"the Avro schema does not parse: {error}") from None
+        raise SchemaRejected(f"the Avro schema does not parse: {str(error)[:200]}") from None
 
 
 def _json_document(text: str) -> Any:

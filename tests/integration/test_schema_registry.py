@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.kafka import ConsumerRecords, SchemaConfig, kafka_consumer
 
-from runtime.devtools.local_kafka.registry import RegistryInfo
+from runtime.devtools.local_kafka.registry import LocalSchemaRegistry, RegistryInfo
 from runtime.testing import KafkaTestCluster
+from tests.fault_harness import wait_until
+from tests.kafka_helpers import consume
 from tests.registry_helpers import (
     KEY_AVRO,
     ORDER_AVRO,
@@ -26,6 +28,7 @@ from tests.registry_helpers import (
     key,
     order,
 )
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +161,78 @@ def test_filters_match_decoded_fields(
     )
     assert [r["offset"] for r in run.records] == [3, 7]
     assert run.counters["FilteredOutEventCount"] == 8
+
+
+def _framed_with_unknown_id() -> bytes:
+    return b"\x00" + (999_999).to_bytes(4, "big") + b"\x02x"
+
+
+@pytest.mark.parametrize("destination", [True, False])
+def test_undecodable_records_never_stall_and_are_never_silently_lost(
+    kafka_cluster: KafkaTestCluster, schema_registry: RegistryInfo, run_mapping, destination
+):
+    topic, dlt = kafka_cluster.create_topic(), kafka_cluster.create_topic()
+    producer = Producer("AVRO", schema_registry.url, topic)
+    bad = {1: b"not framed at all", 3: _framed_with_unknown_id()}
+    values = [bad.get(n) or producer.value(order(n)) for n in range(5)]
+    kafka_cluster.produce(topic, values=values)
+    fields: dict[str, Any] = {"BatchSize": 10}
+    if destination:
+        fields["DestinationConfig"] = {"OnFailure": {"Destination": f"kafka://{dlt}"}}
+    mapping = registry_mapping(
+        kafka_cluster, topic, schema_registry.url, "JSON", ("VALUE",), **fields
+    )
+    run = run_mapping(mapping, lambda event, context: None).wait_for(
+        records=3, until=lambda r: r.counters["CommittedEventCount"] == 5
+    )
+    assert sorted(r["offset"] for r in run.records) == [0, 2, 4]
+    outcome = "OnFailureDestinationDeliveredEventCount" if destination else "DroppedEventCount"
+    assert run.counters[outcome] == 2
+    if not destination:
+        return
+    landed = consume(kafka_cluster.info.plaintext_config(), dlt, f"reader-{dlt}", 2)
+    assert sorted(m.value() for m in landed) == sorted(bad.values())  # as read, replayable
+    for message in landed:
+        headers = dict(message.headers() or [])
+        assert headers["kafka-esm-condition"] == b"SchemaDecodingFailed"
+
+
+def test_a_registry_outage_holds_records_until_it_answers_again(
+    kafka_cluster: KafkaTestCluster, tmp_path, run_mapping
+):
+    registry = LocalSchemaRegistry(tmp_path / "registry")
+    info = registry.start(die_with_parent=True)
+    # The poller reaches the registry through a relay, so that the restarted (in-memory,
+    # empty) registry gets its schemas back before the poller can ask it again.
+    relay = TcpProxy(_host_port(info.url))
+    try:
+        topic = kafka_cluster.create_topic()
+        before = Producer("AVRO", info.url, topic)
+        kafka_cluster.produce(topic, values=[before.value(order(n)) for n in range(3)])
+        url = info.url.replace(_host_port(info.url), relay.address)
+        mapping = registry_mapping(kafka_cluster, topic, url, "JSON", ("VALUE",))
+        run = run_mapping(mapping, lambda event, context: None).wait_for(records=3)
+        # Records written with a schema the poller has not seen yet, then the registry dies.
+        after = Producer("JSON", info.url, topic)
+        pending = [after.value(order(n)) for n in range(3, 6)]
+        registry.stop()
+        kafka_cluster.produce(topic, values=pending)
+        wait_until(lambda: run.counters["PollingErrorCount"] >= 3, 60, "the registry retried")
+        assert "Schema registry unreachable" in run.last_processing_result
+        assert len(run.records) == 3 and run.counters["CommittedEventCount"] == 3
+        relay.upstream = None
+        info = registry.start(die_with_parent=True)
+        Producer("AVRO", info.url, topic).value(order(0))  # the same schemas, in order
+        Producer("JSON", info.url, topic).value(order(0))
+        relay.upstream = _host_port(info.url)
+        run.wait_for(records=6, until=lambda r: r.counters["CommittedEventCount"] == 6, timeout=60)
+        values = [json.loads(base64.b64decode(r["value"])) for r in run.records]
+        assert values[3:] == [order(n) for n in range(3, 6)]
+        assert run.counters["DroppedEventCount"] == 0
+    finally:
+        relay.close()
+        registry.stop()
+
+
+def _host_port(url: str) -> str:
+    return url.split("/")[2]
