@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.definition.filters import compile_filters
 from runtime.definition.model import EventSourceMapping
@@ -23,7 +23,6 @@ from runtime.observability.publishers import Reporter, ReportingOptions
 from runtime.observability.scaling import WorkloadMeter
 from runtime.observability.state import MappingStatus
 from runtime.pipeline.batcher import Batcher
-from runtime.pipeline.decoding import DecodingSource
 from runtime.pipeline.failures import FailurePolicy
 from runtime.pipeline.offsets import OffsetLedger
 from runtime.pipeline.poller import Poller, PollerOptions, PollerParts
@@ -34,11 +33,13 @@ from runtime.pipeline.source import (
     PlainConnection,
     Source,
 )
-from runtime.registry.clients import decoder_for, schema_source
-from runtime.registry.schemas import SchemaSource
 from runtime.security.plan import SecurityOptions
 from runtime.security.secrets import SecretReader
 from runtime.security.session import SecuritySession
+
+if TYPE_CHECKING:
+    from runtime.definition.model import SchemaRegistryConfig
+    from runtime.registry.schemas import SchemaSource
 
 log = logging.getLogger("runtime.cli.launcher")
 
@@ -113,7 +114,7 @@ def build_poller(
             endpoint_url=options.security.secrets_endpoint_url,
             allow_pbes2=options.security.allow_pbes2,
         )
-        schemas = schema_source(mapping.schema_registry, reader)
+        schemas = _schema_source(mapping.schema_registry, reader)
     return assemble_poller(
         mapping,
         invoker or options.target.invoker(mapping),
@@ -157,7 +158,10 @@ def assemble_poller(
     )
     if mapping.schema_registry is not None:
         # Records are decoded before the filter and the batcher see them.
-        registry = schemas or schema_source(mapping.schema_registry, SecretReader())
+        from runtime.pipeline.decoding import DecodingSource  # noqa: PLC0415 - optional extra
+        from runtime.registry.clients import decoder_for  # noqa: PLC0415
+
+        registry = schemas or _schema_source(mapping.schema_registry, SecretReader())
         source = DecodingSource(
             source,
             decoder_for(mapping.schema_registry, registry),
@@ -197,6 +201,19 @@ def assemble_poller(
         heartbeat=Heartbeat(health_file()),
     )
     return Poller(mapping, parts, options)
+
+
+def _schema_source(config: SchemaRegistryConfig, reader: SecretReader) -> SchemaSource:
+    """The mapping's schema registry; the decoding libraries are an optional extra."""
+    try:
+        from runtime.registry.clients import schema_source  # noqa: PLC0415
+    except ImportError as missing:
+        raise ValueError(
+            "SchemaRegistryConfig needs the schema-registry extra (fastavro, protobuf, "
+            "jsonschema): pip install 'constructs-kafka[schema-registry]' "
+            f"({missing.name} is not installed)"
+        ) from None
+    return schema_source(config, reader)
 
 
 def _reporter(
