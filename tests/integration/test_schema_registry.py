@@ -213,7 +213,7 @@ def test_a_registry_outage_holds_records_until_it_answers_again(
         mapping = registry_mapping(kafka_cluster, topic, url, "JSON", ("VALUE",))
         run = run_mapping(mapping, lambda event, context: None).wait_for(records=3)
         # Records written with a schema the poller has not seen yet, then the registry dies.
-        after = Producer("JSON", info.url, topic)
+        after = Producer("JSON", info.url, f"{topic}-v2")  # its own subject
         pending = [after.value(order(n)) for n in range(3, 6)]
         registry.stop()
         kafka_cluster.produce(topic, values=pending)
@@ -223,7 +223,7 @@ def test_a_registry_outage_holds_records_until_it_answers_again(
         relay.upstream = None
         info = registry.start(die_with_parent=True)
         Producer("AVRO", info.url, topic).value(order(0))  # the same schemas, in order
-        Producer("JSON", info.url, topic).value(order(0))
+        Producer("JSON", info.url, f"{topic}-v2").value(order(0))
         relay.upstream = _host_port(info.url)
         run.wait_for(records=6, until=lambda r: r.counters["CommittedEventCount"] == 6, timeout=60)
         values = [json.loads(base64.b64decode(r["value"])) for r in run.records]
