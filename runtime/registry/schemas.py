@@ -54,7 +54,7 @@ class SchemaRejected(Exception):
 @dataclass(frozen=True)
 class WriterSchema:
     """A schema ready to decode with: ``parsed`` is fastavro's parsed schema (AVRO), a
-    ``FileDescriptor`` (PROTOBUF) or the JSON Schema document (JSON)."""
+    ``FileDescriptor`` (PROTOBUF) or a jsonschema validator (JSON)."""
 
     format: SchemaFormat
     parsed: Any
@@ -208,10 +208,19 @@ def _avro(text: str, named: dict[str, Any]) -> Any:
 
 
 def _json_document(text: str) -> Any:
+    """A validator for the JSON Schema ``text``, built once (building it costs far more
+    than validating a record)."""
+    import jsonschema  # noqa: PLC0415
+
     try:
-        return json.loads(text)
+        document = json.loads(text)
+        validator = jsonschema.validators.validator_for(document)
+        validator.check_schema(document)
     except ValueError as error:
         raise SchemaRejected(f"the JSON Schema is not JSON: {error}") from None
+    except jsonschema.SchemaError as error:
+        raise SchemaRejected(f"the JSON Schema is not valid: {error.message}") from None
+    return validator(document)
 
 
 def _descriptor_proto(text: str) -> descriptor_pb2.FileDescriptorProto | None:
