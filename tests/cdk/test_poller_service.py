@@ -16,11 +16,12 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_kms as kms
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from constructs_kafka import (
     KafkaPollerService,
+    KafkaSchemaRegistry,
     KafkaTriggerProps,
     KafkaTriggerValidationError,
     KafkaVpcEndpoints,
@@ -749,3 +750,25 @@ def test_an_installed_wheel_without_the_dockerfile_asks_for_image(
         small_poller_service(stack)
     assert "image: " in str(refused.value)
     assert "must be given: no runtime/Dockerfile" in str(refused.value)
+
+
+def test_a_glue_registry_lets_the_task_read_schema_versions_of_that_registry_only() -> None:
+    app = cdk.App()
+    stack = new_stack("PollerGlue", app)
+    registry = "arn:aws:glue:eu-west-1:123456789012:registry/orders"
+    service = small_poller_service(stack, schema_registry=KafkaSchemaRegistry.glue(registry))
+    template = Template.from_stack(stack).to_json()
+    policy_id = stack.get_logical_id(service.policy.node.default_child)
+    statements = {
+        s["Sid"]: s
+        for s in template["Resources"][policy_id]["Properties"]["PolicyDocument"]["Statement"]
+    }
+    assert statements["SchemaRegistryRead"]["Action"] == "glue:GetSchemaVersion"
+    assert statements["SchemaRegistryRead"]["Resource"] == [
+        registry,
+        "arn:aws:glue:eu-west-1:123456789012:schema/orders/*",
+    ]
+    warnings = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("SchemaRegistryConfig")
+    )
+    assert warnings == []  # the poller applies SchemaRegistryConfig now
