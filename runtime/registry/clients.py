@@ -27,7 +27,7 @@ from runtime.security.secrets import (
     client_tls_material,
 )
 
-__all__ = ["decoder_for", "schema_source"]
+__all__ = ["client_config", "decoder_for", "schema_source"]
 
 
 def decoder_for(config: SchemaRegistryConfig, schemas: SchemaSource) -> RecordDecoder:
@@ -51,10 +51,11 @@ def schema_source(config: SchemaRegistryConfig, secrets: SecretReader) -> Schema
         return GlueSchemas(boto3.client("glue", region_name=region))
     from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
 
-    return ConfluentSchemas(SchemaRegistryClient(_client_config(config, secrets)))
+    return ConfluentSchemas(SchemaRegistryClient(client_config(config, secrets)))
 
 
-def _client_config(config: SchemaRegistryConfig, secrets: SecretReader) -> dict[str, Any]:
+def client_config(config: SchemaRegistryConfig, secrets: SecretReader) -> dict[str, Any]:
+    """confluent-kafka ``SchemaRegistryClient`` settings: URL, bounded waits, AccessConfigs."""
     # A bounded wait: the poll loop asks the registry (once per new schema id).
     settings: dict[str, Any] = {"url": config.uri.rstrip("/"), "max.retries": 1, "timeout": 10}
     folder: Path | None = None
