@@ -195,6 +195,9 @@ def test_undecodable_records_never_stall_and_are_never_silently_lost(
     for message in landed:
         headers = dict(message.headers() or [])
         assert headers["kafka-esm-condition"] == b"SchemaDecodingFailed"
+        failure = json.loads(headers["kafka-esm-failure"] or b"{}")
+        reason = failure["KafkaBatchInfo"]["recordInfo"]["decodingError"]
+        assert ("magic byte" in reason) or ("HTTP 404" in reason)
 
 
 def test_a_registry_outage_holds_records_until_it_answers_again(

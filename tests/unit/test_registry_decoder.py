@@ -229,3 +229,22 @@ def test_an_unknown_glue_schema_version_is_undecodable(glue):
         GlueSchemas(glue), glue=True, attributes=(VALUE,), record_format=JSON
     ).decode(record)
     assert decoded.undecodable is not None and "Glue has no schema version" in decoded.undecodable
+
+
+def test_the_failure_document_says_why_each_record_could_not_be_decoded():
+    from runtime.destinations.documents import DocumentContext, Failure, failure_document
+    from runtime.pipeline.event import encode_record
+    from runtime.pipeline.failures import Condition
+
+    bad = _record(b"junk", offset=7)
+    bad = Record(bad.topic, 0, 7, 0, value=b"junk", undecodable="not Confluent's magic byte 0")
+    failure = Failure.of(
+        Condition.SCHEMA_DECODING_FAILED, [bad], [encode_record(bad)], invoke_count=0, result=None
+    )
+    context = DocumentContext("arn:aws:lambda:us-east-1:1:function:f", "u", ("b:9092",), "u")
+    document = failure_document(failure, context)
+    assert document["requestContext"]["condition"] == "SchemaDecodingFailed"
+    assert document["responseContext"] is None  # the function never saw the record
+    assert document["KafkaBatchInfo"]["decodingErrors"] == {
+        "orders-0@7": "not Confluent's magic byte 0"
+    }
