@@ -52,3 +52,39 @@ def test_stop_ends_the_jvm_and_a_second_start_reuses_the_cache(tmp_path):
     assert not processes.alive(info.pid)
     assert not registry.stop()  # nothing left to stop
     assert cached.stat().st_mtime_ns == stamp  # not downloaded again
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli.main", "local-kafka", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "KAFKA_ESM_CACHE": str(jars.default_cache_dir())},
+        check=False,
+    )
+
+
+def test_up_with_schema_registry_prints_its_url_and_down_stops_it(tmp_path):
+    home = str(tmp_path / "cluster")
+    up = _cli("up", "--schema-registry", "--home", home)
+    try:
+        assert up.returncode == 0, up.stderr
+        (url,) = [
+            line.split()[-1] for line in up.stdout.splitlines() if "SchemaRegistryURI" in line
+        ]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/apis/ccompat/v7")
+        with urllib.request.urlopen(f"{url}/subjects", timeout=10) as reply:
+            assert json.load(reply) == []
+        registry = LocalSchemaRegistry(tmp_path / "cluster-schema-registry")
+        info = registry.info()
+        assert info is not None and processes.alive(info.pid)
+        status = _cli("status", "--home", home)
+        assert url in status.stdout
+    finally:
+        down = _cli("down", "--home", home)
+    assert "local schema registry stopped" in down.stdout
+    assert not processes.alive(info.pid)

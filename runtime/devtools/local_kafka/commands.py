@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Carry out ``args.action``; return the process exit code."""
     broker = LocalKafka(args.home or default_home(), preferred_ports=DEFAULT_PORTS)
-    registry = LocalSchemaRegistry(broker.home / "schema-registry")
+    # Beside the cluster's folder, not in it: starting the broker wipes its folder.
+    registry = LocalSchemaRegistry(broker.home.with_name(broker.home.name + "-schema-registry"))
     if args.action == "up":
         code = _up(broker, args.json, out)
         if code == 0 and args.schema_registry:
@@ -91,7 +92,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 print("local schema registry stopped", file=out)
         return 0
     if args.action == "status":
-        return _status(broker, args.json, out)
+        code = _status(broker, args.json, out)
+        running = registry.info() if registry.is_running() else None
+        if running is not None and not args.json:
+            print(f"local schema registry (pid {running.pid}): {running.url}", file=out)
+        return code
     info = broker.info() if broker.is_running() else None
     if info is None:
         print(
