@@ -474,6 +474,9 @@ class KafkaPollerService(Construct):
         secrets = props.secrets()
         if secrets:
             kafka.allow_secret_reads(role, secrets)
+        registry = props.schema_registry
+        if registry is not None and GLUE_REGISTRY_ARN.fullmatch(registry.uri):
+            kafka.allow_registry_reads(role, registry.uri)
         if props.destination is not None:
             kafka.allow_destination(role, props.destination)
             if props.destination.kind is DestinationKind.SQS:

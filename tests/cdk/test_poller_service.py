@@ -772,3 +772,35 @@ def test_a_glue_registry_lets_the_task_read_schema_versions_of_that_registry_onl
         "*", Match.string_like_regexp("SchemaRegistryConfig")
     )
     assert warnings == []  # the poller applies SchemaRegistryConfig now
+
+
+def test_a_glue_registry_in_an_isolated_vpc_gets_a_narrow_glue_endpoint() -> None:
+    app = cdk.App()
+    stack = new_stack("PollerGlueEndpoint", app)
+    registry = "arn:aws:glue:eu-west-1:123456789012:registry/orders"
+    vpc = isolated_vpc(stack)
+    service = KafkaPollerService(
+        stack,
+        "Poller",
+        vpc=vpc,
+        function=new_function(stack),
+        bootstrap_servers=["b-1.kafka.example.com:9096"],
+        topic="orders",
+        starting_position=StartingPosition.LATEST,
+        partition_count=3,
+        schema_registry=KafkaSchemaRegistry.glue(registry),
+        endpoints=KafkaVpcEndpoints(stack, "Endpoints", vpc=vpc, narrow_policies=True),
+    )
+    template = Template.from_stack(stack).to_json()
+    endpoints = {
+        k: v["Properties"]
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::EC2::VPCEndpoint"
+    }
+    (glue,) = [p for k, p in endpoints.items() if k.startswith("EndpointsGlue")]
+    assert ".glue" in json.dumps(glue["ServiceName"])
+    role_arn = {"Fn::GetAtt": [stack.get_logical_id(service.task_role.node.default_child), "Arn"]}
+    (statement,) = glue["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"AWS": role_arn}
+    assert statement["Action"] == ["glue:GetRegistry", "glue:GetSchemaVersion"]
+    assert statement["Resource"] == [registry, registry.replace(":registry/", ":schema/") + "/*"]
