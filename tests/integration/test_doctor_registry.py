@@ -14,24 +14,32 @@ from runtime.cli.launcher import InvokeTarget
 from runtime.devtools.local_kafka.registry import RegistryInfo
 from runtime.doctor.model import DoctorInputs, Status
 from runtime.doctor.report import STEPS, run_doctor
+from runtime.testing import KafkaTestCluster
 from tests.registry_helpers import Producer, order
 
 pytestmark = pytest.mark.integration
 
 
-def _report(tmp_path: Path, registry: dict[str, Any]) -> list[tuple[str, Status, str]]:
+def _report(
+    tmp_path: Path,
+    registry: dict[str, Any],
+    *,
+    topic: str = "orders-doctor",
+    servers: str = "b-1:9096",
+    all_steps: bool = False,
+) -> list[tuple[str, Status, str]]:
     doc = {
         "FunctionName": "fn",
-        "Topics": ["orders-doctor"],
+        "Topics": [topic],
         "StartingPosition": "LATEST",
-        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["b-1:9096"]}},
+        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [servers]}},
         "SelfManagedKafkaEventSourceConfig": {"SchemaRegistryConfig": registry},
     }
     path = tmp_path / "mapping.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     inputs = DoctorInputs(path, InvokeTarget(handler="tests.unit.sample_handlers:echo"))
     step = next(s for s in STEPS if s.title == "schema registry")
-    report = run_doctor(inputs, [STEPS[0], step])
+    report = run_doctor(inputs, STEPS if all_steps else [STEPS[0], step])
     return [(r.check, r.status, r.detail) for r in report.results if r.step == 9]
 
 
@@ -68,3 +76,26 @@ def test_a_glue_registry_is_looked_up(tmp_path: Path, monkeypatch):
         missing = _report(tmp_path, _confluent(arn.replace("shop", "nope")))
     assert ok == [("schema registry", Status.PASS, f"Glue registry {arn} exists")]
     assert missing[0][1] is Status.FAIL and "EntityNotFoundException" in missing[0][2]
+
+
+def test_the_newest_record_of_the_topic_is_decoded_as_a_sample(
+    tmp_path: Path, schema_registry: RegistryInfo, kafka_cluster: KafkaTestCluster
+):
+    topic = kafka_cluster.create_topic()
+    producer = Producer("AVRO", schema_registry.url, topic)
+    kafka_cluster.produce(topic, values=[b"old junk", producer.value(order(1))])
+    config = {
+        **_confluent(schema_registry.url),
+        "SchemaValidationConfigs": [{"Attribute": "VALUE"}],
+    }
+    rows = _report(
+        tmp_path, config, topic=topic, servers=kafka_cluster.bootstrap_servers, all_steps=True
+    )
+    (sample,) = [r for r in rows if r[0] == "sample record"]
+    assert sample[1] is Status.PASS and f"{topic}-0@1 decodes: value JSON schema" in sample[2]
+    kafka_cluster.produce(topic, values=[b"new junk"])
+    rows = _report(
+        tmp_path, config, topic=topic, servers=kafka_cluster.bootstrap_servers, all_steps=True
+    )
+    (sample,) = [r for r in rows if r[0] == "sample record"]
+    assert sample[1] is Status.WARN and "magic byte" in sample[2]
