@@ -126,11 +126,19 @@ class ConfluentSchemas:
             self._add_dependency(pool, reference.name, reference.subject, reference.version)
         proto = _descriptor_proto(schema.schema_str)
         if proto is None:  # a .proto text: ask for the compiled descriptor instead
-            serialized = self._ask(lambda: self._client.get_schema(schema_id, fmt="serialized"))
-            proto = _descriptor_proto(serialized.schema_str)
+            proto = _descriptor_proto(self._serialized(schema_id))
         if proto is None:
             raise SchemaRejected(f"schema {schema_id}: the registry gave no readable descriptor")
         return _add_file(pool, proto)
+
+    def _serialized(self, schema_id: int) -> str:
+        """The schema as a serialized descriptor (``?format=serialized``).
+
+        Not ``get_schema(fmt=...)``: the client caches schemas by id whatever the format,
+        so it would hand back the ``.proto`` text it already holds."""
+        rest = self._client._rest_client
+        reply = self._ask(lambda: rest.get(f"schemas/ids/{schema_id}", {"format": "serialized"}))
+        return str(reply.get("schema", "")) if isinstance(reply, dict) else ""
 
     def _add_dependency(
         self, pool: descriptor_pool.DescriptorPool, name: str, subject: str, version: int

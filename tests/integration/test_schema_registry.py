@@ -239,3 +239,30 @@ def test_a_registry_outage_holds_records_until_it_answers_again(
 
 def _host_port(url: str) -> str:
     return url.split("/")[2]
+
+
+def test_a_protobuf_schema_registered_as_proto_text_decodes(schema_registry: RegistryInfo):
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    from runtime.definition.vocabulary import EventRecordFormat, SchemaValidationAttribute
+    from runtime.records import Record
+    from runtime.registry.decoder import RecordDecoder
+    from runtime.registry.schemas import ConfluentSchemas
+
+    client = SchemaRegistryClient({"url": schema_registry.url})
+    text = (
+        'syntax = "proto3";\npackage text;\n'
+        "message Parcel { string id = 1; message Box { int32 size = 1; } Box box = 2; }\n"
+    )
+    schema_id = client.register_schema("proto-text-value", Schema(text, "PROTOBUF"))
+    box = b"\x08\x2a"  # Box{size: 42}
+    framed = b"\x00" + schema_id.to_bytes(4, "big") + b"\x04\x00\x00" + box  # [0, 0]: Box
+    decoder = RecordDecoder(
+        ConfluentSchemas(SchemaRegistryClient({"url": schema_registry.url})),
+        glue=False,
+        attributes=(SchemaValidationAttribute.VALUE,),
+        record_format=EventRecordFormat.JSON,
+    )
+    decoded = decoder.decode(Record("t", 0, 0, 0, value=framed))
+    assert decoded.undecodable is None
+    assert json.loads(decoded.value or b"") == {"size": 42}
