@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -266,3 +267,32 @@ def test_a_protobuf_schema_registered_as_proto_text_decodes(schema_registry: Reg
     decoded = decoder.decode(Record("t", 0, 0, 0, value=framed))
     assert decoded.undecodable is None
     assert json.loads(decoded.value or b"") == {"size": 42}
+
+
+def test_a_registry_over_tls_is_trusted_through_the_root_ca_access_config(
+    kafka_cluster: KafkaTestCluster, tmp_path, run_mapping
+):
+    registry = LocalSchemaRegistry(tmp_path / "tls-registry")
+    info = registry.start(die_with_parent=True, tls=True)
+    try:
+        assert info.url.startswith("https://") and info.ca is not None
+        topic = kafka_cluster.create_topic()
+        ca_pem = Path(info.ca).read_text(encoding="ascii")
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        client = SchemaRegistryClient({"url": info.url, "ssl.ca.location": info.ca})
+        producer = Producer("AVRO", client, topic)
+        kafka_cluster.produce(topic, values=[producer.value(order(n)) for n in range(3)])
+        mapping = registry_mapping(kafka_cluster, topic, info.url, "JSON", ("VALUE",))
+        registry_config = mapping["SelfManagedKafkaEventSourceConfig"]["SchemaRegistryConfig"]
+        registry_config["AccessConfigs"] = [
+            {
+                "Type": "SERVER_ROOT_CA_CERTIFICATE",
+                "URI": kafka_cluster.write_secret({"certificate": ca_pem}),
+            }
+        ]
+        run = run_mapping(mapping, lambda event, context: None).wait_for(records=3)
+        values = [json.loads(base64.b64decode(r["value"])) for r in run.records]
+        assert values == [{**order(n), "note": None} for n in range(3)]
+    finally:
+        registry.stop()

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from runtime.devtools import processes
 from runtime.devtools.local_kafka import jars
+from runtime.devtools.pki import write_local_pki
 from runtime.devtools.progress import Progress
 
 MIN_JAVA = 21
@@ -45,6 +48,8 @@ class RegistryInfo:
     pid: int
     home: str
     version: str
+    ca: str | None = None
+    """With TLS: the PEM file of the CA that issued the registry's certificate."""
 
     def save(self, path: Path) -> None:
         """Write the description (no secrets in it) for ``status`` and ``down``."""
@@ -63,6 +68,7 @@ class LocalSchemaRegistry:
         self.home = home.resolve()
         self.cache_dir = cache_dir or jars.default_cache_dir()
         self.state_path = self.home / STATE_FILE
+        self._tls = False
 
     def start(
         self,
@@ -71,10 +77,14 @@ class LocalSchemaRegistry:
         timeout_s: float = 120.0,
         progress: Progress | None = None,
         port: int | None = None,
+        tls: bool = False,
     ) -> RegistryInfo:
         """Fetch (once) and start the registry; return once its Confluent API answers.
 
-        ``port``: listen there (a test restarting "the same" registry), else a free one."""
+        ``port``: listen there (a test restarting "the same" registry), else a free one.
+        ``tls``: HTTPS only, with a certificate for 127.0.0.1 from a CA of its own
+        (``info.ca``). Client certificates cannot be required: Apicurio's build fixes
+        Quarkus' client authentication to none."""
         say = progress.phase if progress else (lambda _: None)
         if self.is_running():
             raise RegistryStartError(f"a schema registry from {self.home} is already running")
@@ -87,12 +97,16 @@ class LocalSchemaRegistry:
         self.home.mkdir(parents=True, exist_ok=True)
         free, management = processes.free_ports(2)
         port = port or free
-        process = self._spawn(java, app, port, management, die_with_parent)
+        self._tls = False
+        listen = self._tls_settings(port) if tls else [f"-Dquarkus.http.port={port}"]
+        process = self._spawn(java, app, listen, management, die_with_parent)
+        scheme = "https" if tls else "http"
         info = RegistryInfo(
-            url=f"http://{processes.LOOPBACK}:{port}{CONFLUENT_API}",
+            url=f"{scheme}://{processes.LOOPBACK}:{port}{CONFLUENT_API}",
             pid=process.pid,
             home=str(self.home),
             version=jars.REGISTRY_VERSION,
+            ca=str(self.home / "pki" / "ca.pem") if tls else None,
         )
         say(f"starting Apicurio Registry (pid {process.pid}); waiting for its API")
         try:
@@ -130,15 +144,43 @@ class LocalSchemaRegistry:
             return "(no registry log)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
+    def info_ca(self) -> str | None:
+        """The CA file while a TLS start is under way or running (None: plain HTTP)."""
+        path = self.home / "pki" / "ca.pem"
+        return str(path) if self._tls and path.is_file() else None
+
+    def _tls_settings(self, port: int) -> list[str]:
+        """HTTPS on ``port`` only, from PEM files of a fresh local PKI."""
+        pki = write_local_pki(self.home / "pki", secrets.token_urlsafe(12))
+        keystore = pki.broker_keystore.read_text(encoding="ascii")
+        split = keystore.index("-----BEGIN CERTIFICATE-----")
+        key, cert = self.home / "pki" / "registry.key", self.home / "pki" / "registry.pem"
+        key.write_text(keystore[:split], encoding="ascii")
+        cert.write_text(keystore[split:], encoding="ascii")
+        key.chmod(0o600)
+        self._tls = True
+        return [
+            "-Dquarkus.http.port=0",
+            f"-Dquarkus.http.ssl-port={port}",
+            "-Dquarkus.http.insecure-requests=disabled",
+            f"-Dquarkus.tls.key-store.pem.0.cert={cert}",
+            f"-Dquarkus.tls.key-store.pem.0.key={key}",
+        ]
+
     def _spawn(
-        self, java: str, app: Path, port: int, management: int, die_with_parent: bool
+        self,
+        java: str,
+        app: Path,
+        listen: list[str],
+        management: int,
+        die_with_parent: bool,
     ) -> subprocess.Popen[bytes]:
         command = [
             java,
             "-Xmx512m",
             "-Djava.awt.headless=true",
             f"-Dquarkus.http.host={processes.LOOPBACK}",
-            f"-Dquarkus.http.port={port}",
+            *listen,
             # The management interface is fixed on at build time: keep it on loopback.
             f"-Dquarkus.management.host={processes.LOOPBACK}",
             f"-Dquarkus.management.port={management}",
@@ -166,7 +208,7 @@ class LocalSchemaRegistry:
                 raise RegistryStartError(
                     f"the schema registry exited with {process.returncode}:\n{self.log_tail()}"
                 )
-            if answers(url):
+            if answers(url, self.info_ca()):
                 return
             time.sleep(0.2)
         raise RegistryStartError(
@@ -181,10 +223,13 @@ class LocalSchemaRegistry:
         return b"quarkus-run.jar" in cmdline and f"kafka_esm.home={self.home}".encode() in cmdline
 
 
-def answers(url: str) -> bool:
-    """True when the Confluent API at ``url`` lists subjects."""
+def answers(url: str, ca: str | None = None) -> bool:
+    """True when the Confluent API at ``url`` lists subjects (``ca``: trust for HTTPS)."""
+    context = ssl.create_default_context(cafile=ca) if ca else None
     try:
-        with urllib.request.urlopen(f"{url}/subjects", timeout=1) as reply:  # noqa: S310
+        with urllib.request.urlopen(  # noqa: S310 - our own loopback URL
+            f"{url}/subjects", timeout=1, context=context
+        ) as reply:
             return bool(reply.status == 200)
     except (OSError, urllib.error.URLError):
         return False
