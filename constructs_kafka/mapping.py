@@ -48,7 +48,7 @@ from constructs_kafka.validation import (
     validate_props,
 )
 from runtime.definition.model import AclRequirement, EventSourceMapping, OnFailureDestination
-from runtime.definition.vocabulary import ConsumptionMode, StartingPosition
+from runtime.definition.vocabulary import GLUE_REGISTRY_ARN, ConsumptionMode, StartingPosition
 
 __all__ = ["SelfManagedKafkaTrigger"]
 
@@ -327,6 +327,9 @@ class SelfManagedKafkaTrigger(Construct):
                 endpoints.allow_secret_reads(self.role, secrets)
             if props.destination is not None:
                 endpoints.allow_destination(self.role, props.destination)
+            registry = props.schema_registry
+            if registry is not None and GLUE_REGISTRY_ARN.fullmatch(registry.uri):
+                endpoints.allow_registry_reads(self.role, registry.uri)
         if props.endpoints is None:
             cdk.Annotations.of(self).add_warning_v2(
                 "constructs-kafka:endpoints", endpoint_warning(vpc, endpoints.service_names)

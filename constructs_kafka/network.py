@@ -44,6 +44,7 @@ _INTERFACE_SERVICES: Final = {
     "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
     "Sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
     "Sns": ec2.InterfaceVpcEndpointAwsService.SNS,
+    "Glue": ec2.InterfaceVpcEndpointAwsService.GLUE,
 }
 
 
@@ -118,10 +119,11 @@ def endpoint_warning(vpc: ec2.IVpc, services: Sequence[str]) -> str:
 class KafkaVpcEndpoints(Construct):
     """The endpoints Kafka mappings in one VPC use; share it between triggers.
 
-    Lambda and STS always exist; Secrets Manager, SQS, SNS and the S3 gateway are
-    added by the first mapping that needs them. Interface endpoints go into ``subnets``
-    and the S3 gateway onto their route tables only (the triggers pass their own subnets;
-    @default - one subnet per AZ of the VPC's private subnets, and every route table).
+    Lambda and STS always exist; Secrets Manager, SQS, SNS, Glue (a Glue schema registry)
+    and the S3 gateway are added by the first mapping that needs them. Interface endpoints
+    go into ``subnets`` and the S3 gateway onto their route tables only (the triggers pass
+    their own subnets; @default - one subnet per AZ of the VPC's private subnets, and every
+    route table).
     With ``narrow_policies`` the endpoint policies allow only Lambda's service principal
     and each mapping's role on its secrets and destination: right for a VPC dedicated to
     the mappings, wrong for a shared one (other workloads lose these services).
@@ -192,6 +194,17 @@ class KafkaVpcEndpoints(Construct):
             iam.ArnPrincipal(role.role_arn), ["secretsmanager:GetSecretValue"], arns
         )
         self._add(self._interface("SecretsManager"), statement)
+
+    def allow_registry_reads(self, role: iam.IRole, registry_arn: str) -> None:
+        """The Glue endpoint, for a Glue schema registry: schema reads by the role on the
+        registry and its schemas."""
+        schemas = registry_arn.replace(":registry/", ":schema/", 1) + "/*"
+        statement = _role_statement(
+            iam.ArnPrincipal(role.role_arn),
+            ["glue:GetRegistry", "glue:GetSchemaVersion"],
+            [registry_arn, schemas],
+        )
+        self._add(self._interface("Glue"), statement)
 
     def allow_destination(self, role: iam.IRole, destination: OnFailureDestination) -> None:
         """The destination's endpoint, narrowed to the role and the destination."""

@@ -75,7 +75,7 @@ from constructs_kafka.validation import (
 from runtime.cli.members import MAX_PROCESSES
 from runtime.definition.model import ENV_VAR as MAPPING_ENV_VAR
 from runtime.definition.model import derive_uuid, validate_mapping
-from runtime.definition.vocabulary import DestinationKind
+from runtime.definition.vocabulary import GLUE_REGISTRY_ARN, DestinationKind
 from runtime.invokers import MAX_TIMEOUT_S
 from runtime.observability.health import ENV_VAR as HEALTH_ENV_VAR
 from runtime.observability.publishers import DEFAULT_NAMESPACE, ReportingOptions
@@ -121,6 +121,10 @@ _WILDCARD_REASONS: Final = {
     "OnFailureS3Put": (
         "The poller names each failure record object itself; the statement covers the "
         "objects of the one destination bucket."
+    ),
+    "SchemaRegistryRead": (
+        "Schema versions are added to the Glue registry over time; the statement covers "
+        "the schemas of the one registry."
     ),
 }
 
@@ -270,11 +274,6 @@ class KafkaPollerService(Construct):
         self._acknowledge(statements)
         for key, value in props.tags.items():
             cdk.Tags.of(self).add(key, value)
-        if props.schema_registry is not None:
-            cdk.Annotations.of(self).add_warning_v2(
-                "constructs-kafka:poller-schema-registry",
-                "the poller carries SchemaRegistryConfig in its mapping but does not apply it",
-            )
         self.acl_commands = self._acl_commands()
 
     def _cluster(self, vpc: ec2.IVpc) -> ecs.ICluster:
@@ -485,6 +484,9 @@ class KafkaPollerService(Construct):
         secrets = props.secrets()
         if secrets:
             kafka.allow_secret_reads(role, secrets)
+        registry = props.schema_registry
+        if registry is not None and GLUE_REGISTRY_ARN.fullmatch(registry.uri):
+            kafka.allow_registry_reads(role, registry.uri)
         if props.destination is not None:
             kafka.allow_destination(role, props.destination)
             if props.destination.kind is DestinationKind.SQS:
@@ -551,6 +553,19 @@ def task_statements(props: KafkaTriggerProps) -> list[iam.PolicyStatement]:
         )
     ]
     statements += permissions.read_secret_statements(props.secrets())
+    registry = props.schema_registry
+    if registry is not None and GLUE_REGISTRY_ARN.fullmatch(registry.uri):
+        # The poller reads writer schemas by version id only (runtime/registry/schemas.py).
+        statements.append(
+            iam.PolicyStatement(
+                sid="SchemaRegistryRead",
+                actions=["glue:GetSchemaVersion"],
+                resources=[
+                    registry.uri,
+                    registry.uri.replace(":registry/", ":schema/", 1) + "/*",
+                ],
+            )
+        )
     destination = props.destination
     if destination is not None:
         statements += [

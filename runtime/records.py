@@ -25,6 +25,16 @@ PartitionId = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
+class SchemaMetadata:
+    """``keySchemaMetadata``/``valueSchemaMetadata``: how a schema registry decoded a part."""
+
+    data_format: str
+    """AVRO, PROTOBUF or JSON (JSON too for any schema when EventRecordFormat is JSON)."""
+    schema_id: str
+    """The Confluent schema id (decimal) or the Glue schema version UUID."""
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """One record read from a topic partition."""
 
@@ -40,6 +50,18 @@ class Record:
     """How many times the broker has handed this record out: always 1 in Stream mode;
     in Queue mode a share group counts every acquisition (a release or an expired lock
     brings the record back with the count raised)."""
+    key_schema: SchemaMetadata | None = None
+    value_schema: SchemaMetadata | None = None
+    decoded_value: bytes | None = None
+    """The value as JSON text when a registry decoded it and ``value`` is not that text
+    (EventRecordFormat SOURCE): filters read this."""
+    undecodable: str | None = None
+    """Why a registry could not decode this record: it goes to the on-failure path."""
+
+    @property
+    def filter_value(self) -> bytes | None:
+        """What filters match: the decoded value when there is one, else the value."""
+        return self.value if self.decoded_value is None else self.decoded_value
 
     @property
     def partition_key(self) -> str:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.client_settings import consumer_class
 from runtime.definition.filters import compile_filters
@@ -34,6 +34,10 @@ from runtime.pipeline.source import ClientConnection, ConsumerGroupSource, Plain
 from runtime.security.plan import SecurityOptions
 from runtime.security.secrets import SecretReader
 from runtime.security.session import SecuritySession
+
+if TYPE_CHECKING:
+    from runtime.definition.model import SchemaRegistryConfig
+    from runtime.registry.schemas import SchemaSource
 
 log = logging.getLogger("runtime.cli.launcher")
 
@@ -108,6 +112,13 @@ def build_poller(
     destination = destination_for(
         mapping, consumer_overrides=security.client_settings, region=options.target.region
     )
+    schemas = None
+    if mapping.schema_registry is not None:
+        reader = secret_reader or SecretReader(
+            endpoint_url=options.security.secrets_endpoint_url,
+            allow_pbes2=options.security.allow_pbes2,
+        )
+        schemas = _schema_source(mapping.schema_registry, reader)
     return assemble_poller(
         mapping,
         invoker or options.target.invoker(mapping),
@@ -116,6 +127,7 @@ def build_poller(
         destination=destination,
         client_settings=security.client_settings,
         function_timeout_s=options.target.timeout_s,
+        schemas=schemas,
     )
 
 
@@ -130,12 +142,15 @@ def assemble_poller(
     counters: Counters | None = None,
     status: MappingStatus | None = None,
     function_timeout_s: float = MAX_TIMEOUT_S,
+    schemas: SchemaSource | None = None,
 ) -> Poller:
     """The one place that builds a poller's parts and wires them together.
 
     ``connection`` reaches the cluster (default: ``options.consumer_overrides`` as they
     are); ``client_settings`` gives the resolved settings the lag reader uses;
-    ``function_timeout_s`` is checked against a share group's record lock (Queue mode).
+    ``function_timeout_s`` is checked against a share group's record lock (Queue mode);
+    ``schemas`` is the mapping's schema registry (default: the one its
+    SchemaRegistryConfig names, secrets read from Secrets Manager or ``file://``).
     """
     options = options or PollerOptions()
     counters = counters or Counters()
@@ -164,11 +179,17 @@ def assemble_poller(
         )
         ledger = OffsetLedger(counters, source)
     if mapping.schema_registry is not None:
-        # Validated like every field, but the poller does not decode Avro, Protobuf or
-        # JSON Schema records: the function receives the raw bytes, base64-encoded.
-        log.warning(
-            "SchemaRegistryConfig is not applied by this poller: "
-            "records are sent as they are in Kafka"
+        # Records are decoded before the filter and the batcher see them.
+        from runtime.pipeline.decoding import DecodingSource  # noqa: PLC0415 - optional extra
+        from runtime.registry.clients import decoder_for  # noqa: PLC0415
+
+        registry = schemas or _schema_source(mapping.schema_registry, SecretReader())
+        source = DecodingSource(
+            source,
+            decoder_for(mapping.schema_registry, registry),
+            counters,
+            status,
+            backoff=options.retry_backoff,
         )
     parts = PollerParts(
         source=source,
@@ -209,6 +230,19 @@ def _share_fetch_size(mapping: EventSourceMapping, options: PollerOptions) -> in
     """Records one share fetch asks for: enough for ``max_concurrency`` batches at once,
     since the share consumer fetches again only once all of them are acknowledged."""
     return min(mapping.batch_size * options.max_concurrency, MAX_SHARE_FETCH)
+
+
+def _schema_source(config: SchemaRegistryConfig, reader: SecretReader) -> SchemaSource:
+    """The mapping's schema registry; the decoding libraries are an optional extra."""
+    try:
+        from runtime.registry.clients import schema_source  # noqa: PLC0415
+    except ImportError as missing:
+        raise ValueError(
+            "SchemaRegistryConfig needs the schema-registry extra (fastavro, protobuf, "
+            "jsonschema): pip install 'constructs-kafka[schema-registry]' "
+            f"({missing.name} is not installed)"
+        ) from None
+    return schema_source(config, reader)
 
 
 def _reporter(

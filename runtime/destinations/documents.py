@@ -155,6 +155,13 @@ def failure_document(
         "payloadSize": len(event),
         "recordsInfo": records_info(failure.records),
     }
+    reasons = {
+        f"{r.partition_key}@{r.offset}": r.undecodable
+        for r in failure.records
+        if r.undecodable is not None
+    }
+    if reasons:  # SchemaDecodingFailed: why each record could not be decoded
+        document["KafkaBatchInfo"]["decodingErrors"] = reasons
     if include_payload:
         document["payload"] = event.decode("utf-8")
     return document
@@ -210,6 +217,8 @@ def kafka_failure_records(failure: Failure, context: DocumentContext) -> list[Ka
                 "timestamp": iso_ms(record.timestamp_ms),
             },
         }
+        if record.undecodable is not None:  # SchemaDecodingFailed: why, never the contents
+            document["KafkaBatchInfo"]["recordInfo"]["decodingError"] = record.undecodable
         metadata = {
             "condition": failure.condition.value,
             "source-topic": record.topic,

@@ -2,8 +2,9 @@
 
 Eight steps, in the order a connection is made: the configuration, DNS and TCP, TLS,
 authentication, each required ACL (by doing the operation), the topic, the consumer
-group, the function. A step runs only when the steps it builds on passed; the others
-show as skipped, so the first failure is the one to fix.
+group, the function; a ninth for a SchemaRegistryConfig (the registry). A step runs only
+when the steps it builds on passed; the others show as skipped, so the first failure is
+the one to fix.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from runtime.doctor.acls import check_acls
 from runtime.doctor.checks import check_configuration, check_function, check_network
 from runtime.doctor.kafka import check_authentication, check_group, check_topic
 from runtime.doctor.model import CheckResult, DoctorInputs, DoctorReport, Findings, Status
+from runtime.doctor.registry import check_registry
 from runtime.doctor.tls import check_tls
 
 __all__ = ["STEPS", "Step", "run_doctor"]
@@ -45,6 +47,7 @@ STEPS: tuple[Step, ...] = (
     Step(6, "topic", check_topic, _KAFKA),
     Step(7, "consumer group", check_group, _KAFKA),
     Step(8, "function", check_function, (1,)),
+    Step(9, "schema registry", check_registry, (1,)),
 )
 
 

@@ -170,11 +170,28 @@ def encode_record(record: Record) -> bytes:
     Raises EventEncodingError naming the field when the record cannot be encoded.
     """
     try:
-        return _encode(record)
+        fragment = _encode(record)
     except EventEncodingError:
         raise
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
         raise _explain(record) from exc
+    if record.key_schema is None and record.value_schema is None:
+        return fragment
+    return fragment[:-1] + _schema_metadata(record) + b"}"
+
+
+def _schema_metadata(record: Record) -> bytes:
+    """``,"keySchemaMetadata":{...},"valueSchemaMetadata":{...}`` after the headers."""
+    parts = [
+        b',"%s":{"dataFormat":%s,"schemaId":%s}'
+        % (name, _json_string(meta.data_format), _json_string(meta.schema_id))
+        for name, meta in (
+            (b"keySchemaMetadata", record.key_schema),
+            (b"valueSchemaMetadata", record.value_schema),
+        )
+        if meta is not None
+    ]
+    return b"".join(parts)
 
 
 def _explain(record: Record) -> EventEncodingError:

@@ -37,6 +37,8 @@ class Condition(StrEnum):
     RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
     RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
     MAXIMUM_PAYLOAD_SIZE_EXCEEDED = "MaximumPayloadSizeExceeded"
+    SCHEMA_DECODING_FAILED = "SchemaDecodingFailed"
+    """Ours (AWS names none): the schema registry cannot decode the record."""
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,11 @@ class Poller:
         record_filter, ledger, batcher = self._filter, self._ledger, self._batcher
         records = self._source.poll(self.options.max_poll_records, self._poll_timeout())
         for record in records:
-            keep = record_filter is None or record_filter.matches(record.value)
+            keep = (
+                record_filter is None
+                or record.undecodable is not None  # a registry failure is never filtered away
+                or record_filter.matches(record.filter_value)
+            )
             if not keep:
                 self.counters.add(Metric.FILTERED_OUT)
             if ledger.read(record, keep=keep):

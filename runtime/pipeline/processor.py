@@ -174,7 +174,7 @@ class BatchProcessor:
             elif self._redelivery is not None:
                 self._work_once(batch, deque([whole]), self._redelivery)
             else:
-                self._work(batch, deque([whole]))
+                self._work(batch, deque([self._drop_undecodable(batch, whole)]))
         except _Interrupted as interrupted:
             return BatchOutcome(batch, complete=False, stopped=interrupted.stopped)
         return BatchOutcome(batch, complete=True)
@@ -189,6 +189,19 @@ class BatchProcessor:
             piece = self._drop_expired(batch, pieces.popleft())
             if piece.records:
                 pieces.extendleft(reversed(self._attempt(batch, piece)))
+
+    def _drop_undecodable(self, batch: Batch, piece: _Piece) -> _Piece:
+        """Give up on records the schema registry cannot decode (they are never sent)."""
+        bad, good = piece.take(lambda record: record.undecodable is not None)
+        if bad.records:
+            reasons = {f"{r.partition_key}@{r.offset}": r.undecodable for r in bad.records}
+            log.warning(
+                "records the schema registry cannot decode: %s",
+                "; ".join(f"{where}: {why}" for where, why in reasons.items()),
+                extra={"reasons": reasons},
+            )
+            self._give_up(batch, bad, Condition.SCHEMA_DECODING_FAILED)
+        return good
 
     def _drop_expired(self, batch: Batch, piece: _Piece) -> _Piece:
         """Give up on records past MaximumRecordAgeInSeconds before sending the rest."""

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from runtime.devtools.local_kafka import LocalKafka
+from runtime.devtools.local_kafka.registry import LocalSchemaRegistry, RegistryInfo
 from runtime.devtools.local_kafka.settings import ClusterInfo
 from runtime.testing.cluster import KafkaTestCluster
 from runtime.testing.harness import MappingRun
@@ -58,6 +59,23 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaTes
         yield KafkaTestCluster(info, secrets)
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryInfo]:
+    """A real Confluent-compatible schema registry for the whole test session.
+
+    Apicurio Registry (fetched from Maven Central once into the kafka-esm cache; needs
+    Java 21+, found through JAVA_HOME or /usr/lib/jvm), in-memory, on 127.0.0.1 and a
+    free port; ``.url`` is its Confluent API (``SchemaRegistryURI``). Stopped when the
+    session ends or the test process dies.
+    """
+    registry = LocalSchemaRegistry(tmp_path_factory.mktemp("schema-registry"))
+    info = registry.start(die_with_parent=True)
+    try:
+        yield info
+    finally:
+        registry.stop()
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,12 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_kms as kms
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from constructs_kafka import (
     KafkaPollerService,
+    KafkaSchemaRegistry,
     KafkaTriggerProps,
     KafkaTriggerValidationError,
     KafkaVpcEndpoints,
@@ -762,3 +763,57 @@ def test_processes_per_task_reach_the_container_command_and_are_bounded() -> Non
     assert parser.parse_args(service.command()).processes == 2
     with pytest.raises(KafkaTriggerValidationError, match="processes_per_task"):
         small_poller_service(new_stack(), processes_per_task=65)
+
+
+def test_a_glue_registry_lets_the_task_read_schema_versions_of_that_registry_only() -> None:
+    app = cdk.App()
+    stack = new_stack("PollerGlue", app)
+    registry = "arn:aws:glue:eu-west-1:123456789012:registry/orders"
+    service = small_poller_service(stack, schema_registry=KafkaSchemaRegistry.glue(registry))
+    template = Template.from_stack(stack).to_json()
+    policy_id = stack.get_logical_id(service.policy.node.default_child)
+    statements = {
+        s["Sid"]: s
+        for s in template["Resources"][policy_id]["Properties"]["PolicyDocument"]["Statement"]
+    }
+    assert statements["SchemaRegistryRead"]["Action"] == "glue:GetSchemaVersion"
+    assert statements["SchemaRegistryRead"]["Resource"] == [
+        registry,
+        "arn:aws:glue:eu-west-1:123456789012:schema/orders/*",
+    ]
+    warnings = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("SchemaRegistryConfig")
+    )
+    assert warnings == []  # the poller applies SchemaRegistryConfig now
+
+
+def test_a_glue_registry_in_an_isolated_vpc_gets_a_narrow_glue_endpoint() -> None:
+    app = cdk.App()
+    stack = new_stack("PollerGlueEndpoint", app)
+    registry = "arn:aws:glue:eu-west-1:123456789012:registry/orders"
+    vpc = isolated_vpc(stack)
+    service = KafkaPollerService(
+        stack,
+        "Poller",
+        vpc=vpc,
+        function=new_function(stack),
+        bootstrap_servers=["b-1.kafka.example.com:9096"],
+        topic="orders",
+        starting_position=StartingPosition.LATEST,
+        partition_count=3,
+        schema_registry=KafkaSchemaRegistry.glue(registry),
+        endpoints=KafkaVpcEndpoints(stack, "Endpoints", vpc=vpc, narrow_policies=True),
+    )
+    template = Template.from_stack(stack).to_json()
+    endpoints = {
+        k: v["Properties"]
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::EC2::VPCEndpoint"
+    }
+    (glue,) = [p for k, p in endpoints.items() if k.startswith("EndpointsGlue")]
+    assert ".glue" in json.dumps(glue["ServiceName"])
+    role_arn = {"Fn::GetAtt": [stack.get_logical_id(service.task_role.node.default_child), "Arn"]}
+    (statement,) = glue["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"AWS": role_arn}
+    assert statement["Action"] == ["glue:GetRegistry", "glue:GetSchemaVersion"]
+    assert statement["Resource"] == [registry, registry.replace(":registry/", ":schema/") + "/*"]

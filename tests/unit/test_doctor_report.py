@@ -43,7 +43,8 @@ def _secret(tmp_path: Path, doc: dict[str, Any]) -> str:
 
 
 def _only_config(inputs: DoctorInputs) -> DoctorReport:
-    return run_doctor(inputs, [STEPS[0], STEPS[-1]])
+    function = next(step for step in STEPS if step.title == "function")
+    return run_doctor(inputs, [STEPS[0], function])
 
 
 # --- orchestration ----------------------------------------------------------------------

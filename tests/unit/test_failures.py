@@ -133,6 +133,7 @@ def test_conditions_are_spelled_as_aws_spells_them() -> None:
         "RetryAttemptsExhausted",
         "RecordAgeExceeded",
         "MaximumPayloadSizeExceeded",
+        "SchemaDecodingFailed",  # ours: AWS documents no condition for a decoding failure
     ]
 
 

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from runtime.devtools.local_kafka import admin, jars, tools
 from runtime.devtools.local_kafka.broker import DEFAULT_PORTS, LocalKafka
+from runtime.devtools.local_kafka.registry import LocalSchemaRegistry
 from runtime.devtools.local_kafka.settings import PLAINTEXT, SASL_SSL, SSL, SUPER_USER, ClusterInfo
 from runtime.devtools.progress import Progress
 
@@ -56,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action.add_argument(
             "--json", action="store_true", help="print JSON (the listeners, without passwords)"
         )
+        if name == "up":
+            action.add_argument(
+                "--schema-registry",
+                action="store_true",
+                help="also start a local schema registry (Apicurio Registry, Confluent API; "
+                "needs Java 21+) and print its URL",
+            )
         if name in _TOOL_FLAGS:
             _TOOL_FLAGS[name](action)
 
@@ -63,17 +71,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Carry out ``args.action``; return the process exit code."""
     broker = LocalKafka(args.home or default_home(), preferred_ports=DEFAULT_PORTS)
+    # Beside the cluster's folder, not in it: starting the broker wipes its folder.
+    registry = LocalSchemaRegistry(broker.home.with_name(broker.home.name + "-schema-registry"))
     if args.action == "up":
-        return _up(broker, args.json, out)
+        code = _up(broker, args.json, out)
+        if code == 0 and args.schema_registry:
+            code = _up_registry(registry, args.json, out)
+        return code
     if args.action == "down":
         stopped = broker.stop()
+        registry_stopped = registry.stop()
         if args.json:
-            print(json.dumps({"stopped": stopped, "home": str(broker.home)}), file=out)
+            answer: dict[str, object] = {"stopped": stopped, "home": str(broker.home)}
+            if registry_stopped:
+                answer["schema_registry_stopped"] = True
+            print(json.dumps(answer), file=out)
         else:
             print("local Kafka stopped" if stopped else "no local Kafka was running", file=out)
+            if registry_stopped:
+                print("local schema registry stopped", file=out)
         return 0
     if args.action == "status":
-        return _status(broker, args.json, out)
+        code = _status(broker, args.json, out)
+        running = registry.info() if registry.is_running() else None
+        if running is not None and not args.json:
+            print(f"local schema registry (pid {running.pid}): {running.url}", file=out)
+        return code
     info = broker.info() if broker.is_running() else None
     if info is None:
         print(
@@ -99,6 +122,31 @@ def _up(broker: LocalKafka, as_json: bool, out: TextIO) -> int:
     else:
         headline = "already running"
     _describe(info, broker.home, headline, as_json, out)
+    return 0
+
+
+def _up_registry(registry: LocalSchemaRegistry, as_json: bool, out: TextIO) -> int:
+    """Start the schema registry beside the broker (or report the running one)."""
+    from runtime.devtools.local_kafka.registry import RegistryStartError  # noqa: PLC0415
+
+    info = registry.info() if registry.is_running() else None
+    headline = "already running"
+    if info is None:
+        progress = Progress(sys.stderr)
+        try:
+            info = registry.start(progress=progress)
+        except (RegistryStartError, jars.BrokerFetchError) as error:
+            print(f"kafka-esm local-kafka up --schema-registry: {error}", file=sys.stderr)
+            return 1
+        headline = f"ready in {progress.elapsed():.1f} s"
+    if as_json:
+        print(json.dumps({"schema_registry": info.url, "pid": info.pid}), file=out)
+    else:
+        print(
+            f"local schema registry (Apicurio Registry {info.version}, pid {info.pid}): "
+            f"{headline}\n  SchemaRegistryURI {info.url}",
+            file=out,
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections import deque
 from collections.abc import Callable
@@ -134,3 +135,57 @@ def _run_maven(command: list[str], on_progress: Listener) -> tuple[int, list[str
                 size += float(found[1]) * _UNITS[found[2]]
                 on_progress(f"{artifacts} artifacts, {size / 1e6:.1f} MB")
     return maven.returncode, list(tail)
+
+
+REGISTRY_VERSION = "3.3.3"
+"""The Apicurio Registry release the local schema registry runs (needs Java 21+).
+
+Its runnable Quarkus app is one tar.gz on Maven Central (about 160 MB); it serves the
+Confluent Schema Registry API under ``/apis/ccompat/v7``.
+"""
+_REGISTRY_ARTIFACT = "io.apicurio:apicurio-registry-app:{version}:tar.gz:all"
+
+
+def registry_dir(cache_dir: Path, version: str = REGISTRY_VERSION) -> Path:
+    """The folder that holds Apicurio Registry's unpacked app (``quarkus-run.jar``)."""
+    return cache_dir / f"apicurio-registry-{version}"
+
+
+def ensure_registry_app(
+    cache_dir: Path | None = None,
+    version: str = REGISTRY_VERSION,
+    on_progress: Listener | None = None,
+) -> Path:
+    """Return the unpacked app's folder, downloading and unpacking it only once."""
+    cache_dir = (cache_dir or default_cache_dir()).resolve()
+    target = registry_dir(cache_dir, version)
+    if (target / _COMPLETE_MARKER).is_file():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerFetchError(
+            "Maven ('mvn') is needed once to fetch Apicurio Registry into "
+            f"{target}; install Maven 3.8+"
+        )
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    artifact = _REGISTRY_ARTIFACT.format(version=version)
+    with tempfile.TemporaryDirectory(prefix="registry-fetch-", dir=cache_dir) as work:
+        command = [
+            mvn,
+            "-B",
+            "dependency:copy",
+            f"-Dartifact={artifact}",
+            f"-DoutputDirectory={work}",
+        ]
+        returncode, tail = _run_maven(command, on_progress or (lambda _: None))
+        archives = list(Path(work).glob("*.tar.gz"))
+        if returncode != 0 or len(archives) != 1:
+            raise BrokerFetchError(f"mvn could not fetch {artifact}:\n" + "\n".join(tail))
+        with tarfile.open(archives[0]) as archive:
+            archive.extractall(target, filter="data")
+    if not (target / "quarkus-run.jar").is_file():
+        raise BrokerFetchError(f"{artifact} has no quarkus-run.jar at its top level")
+    (target / _COMPLETE_MARKER).write_text(version, encoding="utf-8")
+    return target

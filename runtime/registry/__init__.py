@@ -1,0 +1,1 @@
+"""Schema registries: wire formats, writer schemas by id, and the record decoder."""
