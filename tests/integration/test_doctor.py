@@ -126,7 +126,7 @@ def test_an_invalid_mapping_fails_step_1_and_skips_the_rest(
     row = _row(report, "configuration")
     assert row.status is Status.FAIL and "BatchSize" in row.detail
     assert "InvalidParameterValueException" in (row.aws_error or "")
-    assert _skipped_steps(report) == [2, 3, 4, 5, 6, 7, 8]
+    assert _skipped_steps(report) == [2, 3, 4, 5, 6, 7, 8, 9]  # 9: the schema registry
 
 
 def test_a_malformed_key_fails_step_1_with_aws_message(
