@@ -109,6 +109,9 @@ class OffsetCommits(Protocol):
     def commit(self, offsets: Mapping[PartitionId, int], *, wait: bool = True) -> bool:
         """Make ``offsets`` durable; False when a waited commit failed."""
 
+    def take_failed_commits(self) -> set[PartitionId]:
+        """Partitions whose unwaited commit failed since the last call."""
+
 
 @dataclass(slots=True)
 class _Partition:
@@ -276,13 +279,22 @@ class OffsetLedger:
     def flush(self, *, wait: bool) -> None:
         """Commit what settled past the last commit: without waiting in the loop, waiting
         on revoke and stop."""
+        if self._source is None:
+            raise RuntimeError("this ledger was built without a source to commit to")
+        self._offer_again(self._source.take_failed_commits())
         offsets = self.committable()
         if not offsets:
             return
-        if self._source is None:
-            raise RuntimeError("this ledger was built without a source to commit to")
         if self._source.commit(offsets, wait=wait):
             self.committed(offsets)
+
+    def _offer_again(self, partitions: Iterable[PartitionId]) -> None:
+        """A commit of ``partitions`` failed: their settled offsets are committable again."""
+        with self._lock:
+            for partition in partitions:
+                entry = self._partitions.get(partition)
+                if entry is not None:
+                    entry.committed = -1
 
     def committable(self) -> dict[PartitionId, int]:
         """The next offset to commit, per partition that settled past its last commit."""

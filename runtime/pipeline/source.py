@@ -224,6 +224,8 @@ class ConsumerGroupSource:
         self._listener: AssignmentListener | None = None
         self._cooperative = True
         self._paused: set[PartitionId] = set()
+        self._failed_commits: set[PartitionId] = set()
+        """Filled by librdkafka's commit callback, on the poll thread, like every use."""
 
     def subscribe(self, listener: AssignmentListener) -> None:
         """Connect (secrets, sign-in), build the consumer and join on the mapping's topic."""
@@ -331,6 +333,14 @@ class ConsumerGroupSource:
             cause,
             extra={"offsets": {_name(tp): tp.offset for tp in partitions}},
         )
+        self._failed_commits.update((tp.topic, tp.partition) for tp in (failed or partitions))
+
+    def take_failed_commits(self) -> set[PartitionId]:
+        """Partitions whose commit sent without waiting failed since the last call (the
+        ledger offers their offsets again: otherwise an idle partition's last commit,
+        lost in a broker restart, would never be retried)."""
+        failed, self._failed_commits = self._failed_commits, set()
+        return failed
 
     def close(self) -> None:
         """Leave the group (revoking partitions through the listener) and free the client."""

@@ -222,3 +222,36 @@ def test_tally_commits_every_polled_record_exactly_once(
         tally.settled(P0, cut)
         total += tally.committed([P0])
     assert total == len(offsets)
+
+
+class _Commits:
+    """A source whose unwaited commits fail when told to."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[PartitionId, int]] = []
+        self.failed: set[PartitionId] = set()
+
+    def commit(self, offsets: dict[PartitionId, int], *, wait: bool = True) -> bool:
+        self.sent.append(dict(offsets))
+        return True
+
+    def take_failed_commits(self) -> set[PartitionId]:
+        failed, self.failed = self.failed, set()
+        return failed
+
+
+def test_a_failed_unwaited_commit_is_sent_again_even_when_nothing_new_settles() -> None:
+    source = _Commits()
+    ledger = OffsetLedger(Counters(), source)
+    ledger.assign([P0])
+    batch = _batch(1, P0, [0, 1, 2])
+    for offset in range(3):
+        ledger.read(_record(P0, offset))
+    ledger.begin(batch)
+    ledger.finish(batch, complete=True)
+    ledger.flush(wait=False)
+    ledger.flush(wait=False)
+    assert source.sent == [{P0: 3}], "a commit is sent once"
+    source.failed = {P0}  # librdkafka's commit callback reported the failure
+    ledger.flush(wait=False)
+    assert source.sent == [{P0: 3}, {P0: 3}]
