@@ -20,6 +20,7 @@ from runtime.cli.launcher import assemble_poller
 from runtime.client_settings import consumer_settings
 from runtime.definition.model import EventSourceMapping, parse_mapping
 from runtime.devtools.local_kafka import ClusterInfo
+from runtime.gc_tuning import poll_loop_collection
 from runtime.invokers import LocalHandlerInvoker
 from runtime.pipeline.poller import Poller, PollerOptions
 
@@ -101,7 +102,8 @@ def run_poller(
 
     def run() -> None:
         try:
-            poller.run()
+            with poll_loop_collection():  # as `kafka-esm run` runs it
+                poller.run()
         except BaseException as exc:  # reported below, with the benchmark's context
             errors.append(exc)
 

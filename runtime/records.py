@@ -7,8 +7,23 @@ on this small immutable value instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar, dataclass_transform
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def _immutable(cls: type[_T]) -> type[_T]:
+    """A slotted dataclass that mypy treats as frozen, but that is not frozen at run time.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``:
+    ~2 us for a record, six times a plain one, paid once per record on the poll thread.
+    Type checking (mypy --strict in CI) still refuses any assignment to a field.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)
 
 
 class TimestampType(StrEnum):
@@ -34,9 +49,14 @@ class SchemaMetadata:
     """The Confluent schema id (decimal) or the Glue schema version UUID."""
 
 
-@dataclass(frozen=True, slots=True)
+@_immutable
 class Record:
-    """One record read from a topic partition."""
+    """One record read from a topic partition.
+
+    Immutable by contract: mypy --strict refuses an assignment to a field; a stage that
+    changes a record makes a copy with ``dataclasses.replace``. The runtime class is
+    not frozen because the poll loop builds one per record (see ``_immutable``).
+    """
 
     topic: str
     partition: int
@@ -67,3 +87,19 @@ class Record:
     def partition_key(self) -> str:
         """``<topic>-<partition>``: how Lambda's event and failure reports name a partition."""
         return f"{self.topic}-{self.partition}"
+
+
+def partition_runs(records: Sequence[Record]) -> Iterator[tuple[PartitionId, int, int]]:
+    """``(partition, start, stop)`` for each run of consecutive records of one partition.
+
+    A poll, a batch and a retried piece hold long runs, so the stages that work per
+    partition slice ``records[start:stop]`` instead of taking a step per record.
+    """
+    start = 0
+    for index in range(1, len(records) + 1):
+        if index == len(records) or (
+            records[index].partition != records[start].partition
+            or records[index].topic != records[start].topic
+        ):
+            yield (records[start].topic, records[start].partition), start, index
+            start = index

@@ -28,6 +28,7 @@ from runtime.definition.model import (
     load_mapping,
 )
 from runtime.definition.rules import PROVISIONED_RULE
+from runtime.gc_tuning import poll_loop_collection
 from runtime.invokers import MAX_TIMEOUT_S
 from runtime.observability.logs import configure_logging
 from runtime.observability.publishers import (
@@ -338,7 +339,8 @@ def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, e
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT
     try:
-        run_until_signalled(poller)
+        with poll_loop_collection():
+            run_until_signalled(poller)
     except ReportingSetupError as exc:  # raised before the poller reads anything
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT

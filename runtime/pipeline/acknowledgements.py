@@ -103,13 +103,24 @@ class AcknowledgementLedger:
     # -- records and batches -------------------------------------------------------------
     def read(self, record: Record, *, keep: bool) -> bool:
         """Hold a kept record; settle a filtered one ACCEPT at once (it needs no batch)."""
-        key = _key(record)
+        return bool(self.read_all((record,), () if keep else (0,))[0])
+
+    def read_all(
+        self, records: Sequence[Record], dropped: Collection[int]
+    ) -> tuple[Sequence[Record], Collection[int]]:
+        """Hold every record; the kept ones go to the batcher, the dropped ones are
+        settled ACCEPT at once (they need no batch)."""
+        kept: list[Record] = []
         with self._lock:
-            self._records[key] = record
-            self._order.setdefault((record.topic, record.partition), deque()).append(key)
-            if not keep:
-                self._settled[key] = Acknowledgement.ACCEPT
-        return keep
+            for index, record in enumerate(records):
+                key = _key(record)
+                self._records[key] = record
+                self._order.setdefault((record.topic, record.partition), deque()).append(key)
+                if index in dropped:
+                    self._settled[key] = Acknowledgement.ACCEPT
+                else:
+                    kept.append(record)
+        return kept, ()
 
     def begin(self, batch: Batch) -> None:
         """``batch`` goes to the function."""

@@ -43,7 +43,7 @@ try:  # SIMD base64: about 4x faster than binascii on 1 KB values, the same byte
 except ImportError:  # pragma: no cover - the standard library gives the same bytes, slower
     _base64 = partial(b2a_base64, newline=False)
 
-from runtime.records import Header, Record, TimestampType
+from runtime.records import Header, Record, TimestampType, partition_runs
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -300,9 +300,11 @@ def assemble_records(
     records: Sequence[Record], fragments: Sequence[bytes], bootstrap_servers: Sequence[str]
 ) -> bytes:
     """The whole event from records and their already-encoded fragments, in order."""
+    if len(records) != len(fragments):
+        raise ValueError(f"{len(records)} records but {len(fragments)} fragments")
     groups: dict[str, list[bytes]] = {}
-    for record, fragment in zip(records, fragments, strict=True):
-        groups.setdefault(record.partition_key, []).append(fragment)
+    for (topic, partition), start, stop in partition_runs(records):
+        groups.setdefault(f"{topic}-{partition}", []).extend(fragments[start:stop])
     return assemble(groups, bootstrap_servers)
 
 
@@ -338,16 +340,30 @@ class PayloadSize:
             growth += 1 if self._last_offsets else 0
         else:
             if offset <= last:
-                raise EventEncodingError(
-                    f"record {partition_key} offset {offset} must be greater than the offset "
-                    f"before it in the same partition ({last}): Lambda sends offsets ascending"
-                )
+                raise self.out_of_order(partition_key, offset, last)
             growth = fragment_size + 1  # the comma before it
         if self._size + growth > limit:
             return False
         self._size += growth
         self._last_offsets[partition_key] = offset
         return True
+
+    def grow(self, partition_key: str, last_offset: int, growth: int) -> None:
+        """Count in later fragments of a partition already added, ``growth`` bytes in all
+        (their lengths and commas), ending at ``last_offset``; the caller checked the limit
+        and the order (the batcher's loop, which must not pay a call per record)."""
+        if partition_key not in self._last_offsets:
+            raise ValueError(f"grow({partition_key!r}): the partition has no fragment yet")
+        self._size += growth
+        self._last_offsets[partition_key] = last_offset
+
+    @staticmethod
+    def out_of_order(partition_key: str, offset: int, last: int) -> EventEncodingError:
+        """The error for an offset not above the one before it in the same partition."""
+        return EventEncodingError(
+            f"record {partition_key} offset {offset} must be greater than the offset "
+            f"before it in the same partition ({last}): Lambda sends offsets ascending"
+        )
 
 
 class PayloadBuilder:

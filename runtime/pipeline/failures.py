@@ -109,6 +109,11 @@ class FailurePolicy:
         return now_ms - record.timestamp_ms > self.maximum_record_age_s * 1000
 
     @property
+    def ages(self) -> bool:
+        """True when records can expire (MaximumRecordAgeInSeconds is set)."""
+        return self.maximum_record_age_s != INFINITE
+
+    @property
     def unbounded(self) -> bool:
         """True when nothing ends the retries of a failing batch but a success."""
         return self.maximum_retry_attempts == INFINITE and self.maximum_record_age_s == INFINITE

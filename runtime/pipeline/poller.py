@@ -36,7 +36,7 @@ from runtime.pipeline.failures import RetryBackoff
 from runtime.pipeline.offsets import Ledger
 from runtime.pipeline.processor import BatchOutcome, BatchProcessor
 from runtime.pipeline.source import Source
-from runtime.records import PartitionId
+from runtime.records import PartitionId, Record
 
 log = logging.getLogger("runtime.pipeline.poller")
 
@@ -168,24 +168,35 @@ class Poller:
             self._collect(block_s=_BUSY_POLL_S)
             return
         self._last_fetch = time.monotonic()
-        record_filter, ledger, batcher = self._filter, self._ledger, self._batcher
         records = self._source.poll(self.options.max_poll_records, self._poll_timeout())
-        for record in records:
-            keep = (
-                record_filter is None
-                or record.undecodable is not None  # a registry failure is never filtered away
-                or record_filter.matches(record.filter_value)
-            )
-            if not keep:
-                self.counters.add(Metric.FILTERED_OUT)
-            if ledger.read(record, keep=keep):
-                batcher.add(record, now=time.monotonic(), keep=keep)
-        if not records and ledger.in_flight:
+        if records:
+            self._place(records)
+        elif self._ledger.in_flight:
             # A share consumer answers at once while it holds records: wait for a batch.
             self._collect(block_s=_BUSY_POLL_S)
         if self._reporter is not None:
             busy = [p for p in self._ledger.assigned if self._ledger.busy(p)]
             self._reporter.observe(self._ledger.assigned, busy)
+
+    def _place(self, records: list[Record]) -> None:
+        """Filter one poll's records, tell the ledger, and buffer what it gives back."""
+        placed, dropped = self._ledger.read_all(records, self._dropped(records))
+        self._batcher.add_all(placed, now=time.monotonic(), dropped=dropped)
+
+    def _dropped(self, records: list[Record]) -> set[int]:
+        """Indexes of the records the mapping's filters drop (counted FilteredOutEventCount)."""
+        record_filter = self._filter
+        if record_filter is None:
+            return set()
+        dropped = {
+            index
+            for index, record in enumerate(records)
+            # a registry failure is never filtered away: it goes to the on-failure path
+            if record.undecodable is None and not record_filter.matches(record.filter_value)
+        }
+        if dropped:
+            self.counters.add(Metric.FILTERED_OUT, len(dropped))
+        return dropped
 
     def _poll_timeout(self) -> float:
         """Short while batches are in flight (to commit promptly), else until the window."""

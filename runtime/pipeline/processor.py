@@ -44,7 +44,7 @@ from runtime.pipeline.failures import (
     stop_for,
 )
 from runtime.pipeline.offsets import Outcome
-from runtime.records import Record
+from runtime.records import Record, partition_runs
 
 log = logging.getLogger("runtime.batch")
 
@@ -192,6 +192,8 @@ class BatchProcessor:
 
     def _drop_undecodable(self, batch: Batch, piece: _Piece) -> _Piece:
         """Give up on records the schema registry cannot decode (they are never sent)."""
+        if all(record.undecodable is None for record in piece.records):
+            return piece  # the common case, without splitting the piece record by record
         bad, good = piece.take(lambda record: record.undecodable is not None)
         if bad.records:
             reasons = {f"{r.partition_key}@{r.offset}": r.undecodable for r in bad.records}
@@ -205,6 +207,8 @@ class BatchProcessor:
 
     def _drop_expired(self, batch: Batch, piece: _Piece) -> _Piece:
         """Give up on records past MaximumRecordAgeInSeconds before sending the rest."""
+        if not self._policy.ages:
+            return piece
         now_ms = self._clock_ms()
         expired, live = piece.take(lambda record: self._policy.expired(record, now_ms))
         if expired.records:
@@ -245,6 +249,9 @@ class BatchProcessor:
     def _succeeded(self, batch: Batch, piece: _Piece, lowest: Mapping[str, int]) -> list[_Piece]:
         """Settle what the function handled; retry from the lowest failed offsets."""
         self._status.record_result(OK)
+        if not lowest:
+            self._settle(batch, piece.records, Outcome.HANDLED)
+            return []
         handled, rest = piece.take(
             lambda r: r.partition_key not in lowest or r.offset < lowest[r.partition_key]
         )
@@ -445,12 +452,16 @@ def _fields(batch: Batch, piece: _Piece) -> dict[str, object]:
 def offset_ranges(records: Sequence[Record]) -> dict[str, str]:
     """``{"t-0": "3-5,9"}``: every offset, with runs of consecutive offsets folded."""
     grouped: dict[str, list[int]] = {}
-    for record in records:
-        grouped.setdefault(record.partition_key, []).append(record.offset)
+    for (topic, partition), start, stop in partition_runs(records):
+        offsets = grouped.setdefault(f"{topic}-{partition}", [])
+        offsets.extend(record.offset for record in records[start:stop])
     return {key: _fold(sorted(offsets)) for key, offsets in grouped.items()}
 
 
 def _fold(offsets: list[int]) -> str:
+    if offsets[-1] - offsets[0] == len(offsets) - 1 == len(set(offsets)) - 1:
+        # One run, the usual batch: no walk over thousands of offsets for a log line.
+        return str(offsets[0]) if len(offsets) == 1 else f"{offsets[0]}-{offsets[-1]}"
     runs: list[list[int]] = []
     for offset in offsets:
         if runs and offset == runs[-1][1] + 1:
