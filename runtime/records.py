@@ -7,9 +7,11 @@ on this small immutable value instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import groupby
+from operator import attrgetter
 from typing import TypeVar, dataclass_transform
 
 _T = TypeVar("_T")
@@ -93,13 +95,14 @@ def partition_runs(records: Sequence[Record]) -> Iterator[tuple[PartitionId, int
     """``(partition, start, stop)`` for each run of consecutive records of one partition.
 
     A poll, a batch and a retried piece hold long runs, so the stages that work per
-    partition slice ``records[start:stop]`` instead of taking a step per record.
+    partition slice ``records[start:stop]`` instead of taking a step per record (the
+    grouping itself runs in C: ``groupby`` over ``attrgetter``).
     """
     start = 0
-    for index in range(1, len(records) + 1):
-        if index == len(records) or (
-            records[index].partition != records[start].partition
-            or records[index].topic != records[start].topic
-        ):
-            yield (records[start].topic, records[start].partition), start, index
-            start = index
+    for partition, run in groupby(map(_PARTITION_ID, records)):
+        stop = start + len(list(run))
+        yield partition, start, stop
+        start = stop
+
+
+_PARTITION_ID: Callable[[Record], PartitionId] = attrgetter("topic", "partition")

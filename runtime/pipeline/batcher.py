@@ -10,13 +10,15 @@ until that batch resolves, which keeps order and one in-flight batch per partiti
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import count
+from itertools import accumulate, count, islice, repeat
+from operator import attrgetter, itemgetter
 
-from runtime.pipeline.event import MAX_PAYLOAD_BYTES, PayloadSize, encode_record
-from runtime.records import PartitionId, Record
+from runtime.pipeline.event import MAX_PAYLOAD_BYTES, PayloadSize, encode_record, encode_run
+from runtime.records import PartitionId, Record, partition_runs
 
 _batch_ids = count(1)
 
@@ -25,6 +27,10 @@ _Pending = tuple[Record, bytes | None, float]
 """A waiting record: ``(record, fragment, arrived)``. The fragment is the record's encoded
 JSON, None when a filter dropped it (it is committed, not sent). A plain tuple, not a
 class: one is built per record, and a tuple costs a fifth of a slotted dataclass."""
+_RECORD: Callable[[_Pending], Record] = itemgetter(0)
+_SENT_FRAGMENT: Callable[[_Pending], bytes] = itemgetter(1)
+"""The fragment of a record known to be sent (a buffer without filtered-out records)."""
+_OFFSET: Callable[[Record], int] = attrgetter("offset")
 
 
 @dataclass(slots=True)
@@ -114,27 +120,26 @@ class Batcher:
         self, records: Sequence[Record], *, now: float, dropped: Collection[int] = ()
     ) -> None:
         """Buffer one poll's ``records`` in order; ``dropped`` holds the indexes of those a
-        filter dropped (committed, not sent). One call per poll: this loop is the poller's
-        per-record cost, so it looks a partition's buffer up only when the partition
-        changes and keeps its counts in locals."""
-        buffers = self._buffers
-        current: PartitionId | None = None
-        buffer = _PartitionBuffer()
-        for index, record in enumerate(records):
-            partition = (record.topic, record.partition)
-            if partition != current:
-                current = partition
-                found = buffers.get(partition)
-                if found is None:  # not setdefault: building a buffer per record costs ~1 us
-                    found = buffers[partition] = _PartitionBuffer()
-                buffer = found
-            if dropped and index in dropped:
-                buffer.items.append((record, None, now))
-                continue
-            fragment = encode_record(record)
-            buffer.items.append((record, fragment, now))
-            buffer.sendable += 1
-            buffer.sendable_bytes += len(fragment)
+        filter dropped (committed, not sent). One call per poll, working per run of one
+        partition: without filtered records a run is encoded and queued by C-level
+        ``map``/``zip``, with no Python step per record but the encoding itself."""
+        for partition, start, stop in partition_runs(records):
+            buffer = self._buffers.get(partition)
+            if buffer is None:
+                buffer = self._buffers[partition] = _PartitionBuffer()
+            run = records[start:stop]
+            fragments: Sequence[bytes | None]
+            if dropped and any(index in dropped for index in range(start, stop)):
+                fragments = [
+                    None if index in dropped else encode_record(record)
+                    for index, record in enumerate(run, start)
+                ]
+            else:
+                fragments = encode_run(run)
+            buffer.items.extend(zip(run, fragments, repeat(now)))
+            sent = [fragment for fragment in fragments if fragment is not None]
+            buffer.sendable += len(sent)
+            buffer.sendable_bytes += sum(map(len, sent))
 
     def settle_filtered_heads(self) -> dict[PartitionId, int]:
         """Drop filtered-out records that wait at the head of idle partitions.
@@ -219,6 +224,8 @@ class Batcher:
         PayloadSize (it adds the partition's key and brackets); each later one grows the
         payload by its length and a comma, summed here and counted in one call.
         """
+        if buffer.sendable == len(buffer.items):
+            return self._take_unfiltered(partition, buffer, cut)
         items, records, fragments, size = buffer.items, cut.records, cut.fragments, cut.size
         key, first = items[0][0].partition_key, items[0][0].offset
         room = self._batch_size - len(records)
@@ -255,6 +262,40 @@ class Batcher:
         if last >= 0:
             cut.ranges[partition] = (first, last)
         return full
+
+    def _take_unfiltered(self, partition: PartitionId, buffer: _PartitionBuffer, cut: _Cut) -> bool:
+        """:meth:`_take` for a buffer without filtered-out records (the usual case), with
+        no Python step per record: the count that fits is found by bisecting the running
+        sum of fragment sizes, and the records are moved by C-level ``map``."""
+        items, size = buffer.items, cut.size
+        room = min(self._batch_size - len(cut.records), len(items))
+        head, fragment, _ = items[0]
+        key = head.partition_key
+        if room <= 0 or not size.try_add(key, head.offset, len(fragment or b""), self._max_bytes):
+            return True
+        budget = self._max_bytes - size.size
+        ends = list(accumulate(map(len, map(_SENT_FRAGMENT, islice(items, 1, room)))))
+
+        def growth(count: int) -> int:  # the bytes the ``count`` records after the head add
+            return ends[count - 1] + count if count else 0
+
+        # Counts 0, 1, ... of records after the head that fit: the head and that many.
+        taken = bisect_right(range(len(ends) + 1), budget, key=growth)
+        moved = list(islice(items, taken))
+        records = list(map(_RECORD, moved))
+        offsets = list(map(_OFFSET, records))
+        if offsets != sorted(set(offsets)):  # Lambda's order; checked in C
+            raise size.out_of_order(key, min(offsets), max(offsets))
+        cut.records.extend(records)
+        cut.fragments.extend(map(_SENT_FRAGMENT, moved))
+        buffer.items = deque(islice(items, taken, None))
+        last = offsets[-1]
+        if taken > 1:
+            size.grow(key, last, growth(taken - 1))
+        buffer.sendable -= taken
+        buffer.sendable_bytes -= len(fragment or b"") + (ends[taken - 2] if taken > 1 else 0)
+        cut.ranges[partition] = (head.offset, last)
+        return taken < len(items)
 
     def _oversized(self, partition: PartitionId, buffer: _PartitionBuffer) -> Batch:
         record, fragment, arrived = buffer.items.popleft()

@@ -36,7 +36,8 @@ import sys
 from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache, partial
-from typing import Any, Final
+from operator import attrgetter
+from typing import Any, Final, cast
 
 try:  # SIMD base64: about 4x faster than binascii on 1 KB values, the same bytes out
     from pybase64 import b64encode as _base64
@@ -54,6 +55,7 @@ __all__ = [
     "build_event",
     "checked_payload",
     "encode_record",
+    "encode_run",
 ]
 
 MAX_PAYLOAD_BYTES: Final = 6_291_456
@@ -178,6 +180,58 @@ def encode_record(record: Record) -> bytes:
     if record.key_schema is None and record.value_schema is None:
         return fragment
     return fragment[:-1] + _schema_metadata(record) + b"}"
+
+
+def encode_run(records: Sequence[Record]) -> list[bytes]:
+    """The fragments of consecutive records of one partition: :func:`encode_record`'s
+    bytes, each.
+
+    Records read from Kafka share a shape (a key or none, a value, no headers, no schema),
+    so the checks run over whole columns in C and one template formats every record: half
+    the cost of a call per record. A run that mixes shapes is encoded record by record.
+    """
+    if not records:
+        return []
+    first = records[0]
+    offsets = list(map(_OFFSET, records))
+    stamps = list(map(_TIMESTAMP, records))
+    values = list(map(_VALUE, records))
+    keys = list(map(_KEY, records))
+    keyless = keys.count(None) == len(keys)
+    if not (
+        set(map(type, values)) == {bytes}
+        and (keyless or set(map(type, keys)) == {bytes})
+        and not any(map(_HEADERS, records))
+        and not any(map(_KEY_SCHEMA, records))
+        and not any(map(_VALUE_SCHEMA, records))
+        and {type(first.partition), *map(type, offsets), *map(type, stamps)} == {int}
+        and first.partition >= 0
+        and min(offsets) >= 0
+        and len(set(map(_TIMESTAMP_TYPE, records))) == 1
+    ):
+        return [encode_record(record) for record in records]
+    try:
+        template = _template(
+            first.topic, first.partition, first.timestamp_type, (not keyless, True, False)
+        )
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _explain(first) from exc
+    encoded = map(_base64, cast("list[bytes]", values))  # all bytes: checked above
+    if keyless:
+        return [template % fields for fields in zip(offsets, stamps, encoded, strict=True)]
+    encoded_keys = map(_base64, cast("list[bytes]", keys))
+    columns = zip(offsets, stamps, encoded_keys, encoded, strict=True)
+    return [template % fields for fields in columns]
+
+
+_OFFSET: Final[Callable[[Record], int]] = attrgetter("offset")
+_TIMESTAMP: Final[Callable[[Record], int]] = attrgetter("timestamp_ms")
+_TIMESTAMP_TYPE: Final[Callable[[Record], str]] = attrgetter("timestamp_type")
+_KEY: Final[Callable[[Record], bytes | None]] = attrgetter("key")
+_VALUE: Final[Callable[[Record], bytes | None]] = attrgetter("value")
+_HEADERS: Final[Callable[[Record], tuple[Header, ...]]] = attrgetter("headers")
+_KEY_SCHEMA: Final[Callable[[Record], object]] = attrgetter("key_schema")
+_VALUE_SCHEMA: Final[Callable[[Record], object]] = attrgetter("value_schema")
 
 
 def _schema_metadata(record: Record) -> bytes:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.pipeline.batcher import Batch, Batcher
-from runtime.pipeline.event import PayloadSize, encode_record
+from runtime.pipeline.event import PayloadSize, assemble_records, encode_record
 from runtime.records import PartitionId, Record
 
 SERVERS = ("b1:9092",)
@@ -171,3 +171,36 @@ def test_every_record_is_settled_once_in_order(
         for (_, partition), offset in batcher.settle_filtered_heads().items():
             settled[partition].extend(range(len(settled[partition]), offset))
     assert settled == {p: list(range(next_offset[p])) for p in range(4)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 400), min_size=1, max_size=60),
+    st.integers(1, 30),
+    st.integers(700, 5_000),
+)
+def test_a_buffer_without_filtered_records_is_cut_like_one_with_them(
+    sizes: list[int], batch_size: int, max_bytes: int
+) -> None:
+    """The bulk path (no filtered record waits) cuts exactly where the record-by-record
+    path does, and every payload is at most the limit, and as full as the limit allows."""
+    bulk = _LoopBatcher(SERVERS, batch_size=batch_size, window_s=0.0, max_bytes=max_bytes)
+    stepwise = _LoopBatcher(SERVERS, batch_size=batch_size, window_s=0.0, max_bytes=max_bytes)
+    records = [_record(0, offset, size=size) for offset, size in enumerate(sizes)]
+    bulk.add_all(records, now=0.0)
+    # One filtered record behind the rest sends this batcher down the stepwise path.
+    stepwise.add_all([*records, _record(0, len(records))], now=0.0, dropped={len(records)})
+    while (expected := bulk.next_batch(now=1.0)) is not None:
+        got = stepwise.next_batch(now=1.0)
+        assert got is not None
+        assert got.records == expected.records
+        assert got.fragments == expected.fragments
+        payload = assemble_records(expected.records, expected.fragments, SERVERS)
+        assert len(payload) <= max_bytes or expected.oversized
+        following = expected.records[-1].offset + 1
+        if following < len(records) and len(expected.records) < batch_size:
+            more = (*expected.records, records[following])
+            wider = assemble_records(more, [encode_record(r) for r in more], SERVERS)
+            assert len(wider) > max_bytes
+        bulk.release(expected.partitions)
+        stepwise.release(got.partitions)
