@@ -20,9 +20,9 @@ from runtime.cli.launcher import assemble_poller
 from runtime.client_settings import consumer_settings
 from runtime.definition.model import EventSourceMapping, parse_mapping
 from runtime.devtools.local_kafka import ClusterInfo
-from runtime.gc_tuning import poll_loop_collection
-from runtime.invokers import LocalHandlerInvoker
+from runtime.invokers import HttpInvoker, Invoker, InvokeResult, LocalHandlerInvoker
 from runtime.pipeline.poller import Poller, PollerOptions
+from runtime.process_tuning import poll_loop_tuning
 
 
 @dataclass
@@ -87,22 +87,48 @@ def record_count(event: dict[str, Any]) -> int:
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+class CountingInvoker:
+    """An Invoke API invoker that logs each successful delivery's record count (every
+    record's JSON object has exactly one ``"offset":`` key; values are base64)."""
+
+    def __init__(self, inner: Invoker, log: DeliveryLog) -> None:
+        self._inner = inner
+        self._log = log
+
+    def invoke(self, payload: bytes, *, deadline_s: float) -> InvokeResult:
+        """Invoke, then log the delivery."""
+        result = self._inner.invoke(payload, deadline_s=deadline_s)
+        if result.ok:
+            self._log.add(time.monotonic(), payload.count(b'"offset":'))
+        return result
+
+
+def api_invoker(mapping: EventSourceMapping, endpoint_url: str, log: DeliveryLog) -> Invoker:
+    """The invoker ``kafka-esm run --endpoint-url`` builds, counting into ``log``."""
+    return CountingInvoker(HttpInvoker(mapping.function_name, endpoint_url=endpoint_url), log)
+
+
 def run_poller(
     mapping: EventSourceMapping,
-    handler: Handler,
+    handler: Handler | Invoker,
     log: DeliveryLog,
     timeout_s: float,
     options: PollerOptions | None = None,
     on_started: Callable[[], None] | None = None,
 ) -> None:
-    """Run a real Poller with an in-process handler until ``log`` is complete."""
-    invoker = LocalHandlerInvoker(handler, function_name=mapping.function_name)
+    """Run a real Poller until ``log`` is complete: with an in-process handler, or an
+    invoker (the Invoke API through :func:`api_invoker`)."""
+    invoker = (
+        handler
+        if isinstance(handler, Invoker)
+        else LocalHandlerInvoker(handler, function_name=mapping.function_name)
+    )
     poller = assemble_poller(mapping, invoker, options or PollerOptions())
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            with poll_loop_collection():  # as `kafka-esm run` runs it
+            with poll_loop_tuning():  # as `kafka-esm run` runs it
                 poller.run()
         except BaseException as exc:  # reported below, with the benchmark's context
             errors.append(exc)

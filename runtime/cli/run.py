@@ -28,7 +28,6 @@ from runtime.definition.model import (
     load_mapping,
 )
 from runtime.definition.rules import PROVISIONED_RULE
-from runtime.gc_tuning import poll_loop_collection
 from runtime.invokers import MAX_TIMEOUT_S
 from runtime.observability.logs import configure_logging
 from runtime.observability.publishers import (
@@ -45,6 +44,7 @@ from runtime.observability.state import (
 )
 from runtime.observability.system_logs import install_system_logs
 from runtime.pipeline.poller import PollerOptions
+from runtime.process_tuning import poll_loop_tuning
 
 log = logging.getLogger("runtime.cli.run")
 
@@ -339,7 +339,7 @@ def _run(args: argparse.Namespace, mapping: EventSourceMapping, emulator: Any, e
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)
         return CONFIG_NOT_VALID_EXIT
     try:
-        with poll_loop_collection():
+        with poll_loop_tuning():
             run_until_signalled(poller)
     except ReportingSetupError as exc:  # raised before the poller reads anything
         print(f"{StateTransitionReason.ESM_CONFIG_NOT_VALID.value}: {exc}", file=err)

@@ -26,8 +26,9 @@ from runtime.pipeline.event import (
     assemble,
     build_event,
     encode_record,
+    encode_run,
 )
-from runtime.records import Record, TimestampType
+from runtime.records import Record, TimestampType, partition_runs
 
 SERVERS = ["b-1.example:9092", "b-2.example:9092"]
 INT64 = (-(2**63), 2**63 - 1)
@@ -505,3 +506,37 @@ def test_invalid_bootstrap_servers_are_refused(servers: Any, message: str) -> No
         PayloadBuilder(servers)
     with pytest.raises(EventEncodingError, match=message):
         assemble({}, servers)
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=record_batches())
+def test_a_run_of_records_is_encoded_exactly_as_record_by_record(records: list[Record]) -> None:
+    """encode_run's column path (one template per run) and its fallback for mixed shapes
+    write the very bytes encode_record writes."""
+    for (topic, partition), start, stop in partition_runs(records):
+        run = records[start:stop]
+        assert all((r.topic, r.partition) == (topic, partition) for r in run)
+        assert encode_run(run) == [encode_record(r) for r in run]
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_run_read_from_kafka_takes_the_column_path_and_matches(keyed: bool) -> None:
+    run = [
+        Record(
+            "orders",
+            3,
+            100 + n,
+            1_700_000_000_000 + n,
+            key=b"k%d" % n if keyed else None,
+            value=bytes([n]) * n,
+        )
+        for n in range(50)
+    ]
+    assert encode_run(run) == [encode_record(r) for r in run]
+    assert encode_run([]) == []
+
+
+def test_a_run_with_an_invalid_record_is_refused_naming_it() -> None:
+    run = [Record("orders", 0, 1, 5, value=b"a"), Record("orders", 0, -2, 5, value=b"b")]
+    with pytest.raises(EventEncodingError, match="offset must be a non-negative int"):
+        encode_run(run)
