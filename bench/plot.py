@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench.processes import ProcessesResult
 from bench.throughput import Case, CaseResult
 
 
@@ -42,6 +43,34 @@ def plot_throughput(results: list[CaseResult], path: Path) -> str:
     axes.set_title("Throughput of one process vs a bare confluent-kafka loop")
     axes.grid(True, which="both", linewidth=0.3)
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return f"plot written to {path}"
+
+
+def plot_processes(results: list[ProcessesResult], path: Path) -> str:
+    """Records/s with 1 and 2 processes per handler load (bars: the median; dots: each run)."""
+    try:
+        importlib.import_module("matplotlib").use("Agg")
+        plt = importlib.import_module("matplotlib.pyplot")
+    except ImportError:
+        return "plot skipped: matplotlib is not installed (pip install -e '.[bench]')"
+    figure, panels = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4), dpi=120)
+    for axes, result in zip(list(getattr(panels, "flat", [panels])), results, strict=True):
+        counts = sorted(result.rates)
+        labels = [f"{n} process{'es' if n > 1 else ''}" for n in counts]
+        axes.bar(labels, [result.rate(n) for n in counts], color=["C0", "C1"])
+        for label, n in zip(labels, counts, strict=True):
+            axes.plot([label] * len(result.rates[n]), result.rates[n], "k.", markersize=6)
+        goal = 1.7 * result.rate(1)
+        axes.axhline(goal, color="grey", linewidth=0.8, linestyle=":", label="x1.7 of 1 process")
+        work = f"handler {result.cpu_us:g} us CPU/record" if result.cpu_us else "no-op handler"
+        axes.set_title(f"{work}: x{result.speedup:.2f}", fontsize=10)
+        axes.set_ylabel("records/s (1 KB records, 8 partitions)")
+        axes.legend(fontsize=8, loc="upper left")
+    figure.suptitle("kafka-esm run --processes N on 2 cores (the broker on the same machine)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

@@ -6,10 +6,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench.crash import CrashResult
 from bench.latency import BASELINE, LatencyResult
 from bench.memory import MemoryResult
 from bench.parallelism import ParallelismResult
+from bench.processes import ProcessesResult
 from bench.synth import SynthResult
+from bench.takeover import TakeoverResult
 from bench.throughput import CaseResult
 
 
@@ -142,3 +145,70 @@ def synth_row(result: SynthResult, target: float) -> Row:
         f"<= x{target:g}",
         result.ratio <= target,
     )
+
+
+def processes_rows(results: list[ProcessesResult], target: float) -> list[Row]:
+    """``--processes 2`` against one process, on 8 partitions, per handler load."""
+    return [processes_row(result, target) for result in results]
+
+
+def processes_row(result: ProcessesResult, target: float) -> Row:
+    """``--processes 2`` against one process, on 8 partitions."""
+    work = f"handler {result.cpu_us:g} us CPU/record" if result.cpu_us else "no-op handler"
+
+    def cores(n: int) -> str:
+        poller, broker = result.used(n)
+        return f"pollers {poller:.2f} + broker {broker:.2f} cores"
+
+    return Row(
+        f"all cores, 8 partitions, BatchSize 1000, {work}",
+        f"2 processes: {_n(result.rate(2))} rec/s ({cores(2)})",
+        f"1 process: {_n(result.rate(1))} rec/s ({cores(1)})",
+        f"x{result.speedup:.2f} ({min(result.ratios):.2f}-{max(result.ratios):.2f})",
+        f">= x{target:g}",
+        result.speedup >= target,
+    )
+
+
+def takeover_rows(result: TakeoverResult, restart_s: float, pause_s: float) -> list[Row]:
+    """Restart to first delivery (static vs dynamic) and the pause a join costs."""
+    median = result.median
+    static, dynamic = median(result.restart["static"]), median(result.restart["dynamic"])
+    new, classic = median(result.pause["consumer"]), median(result.pause["classic"])
+    return [
+        Row(
+            "killed poller restarted: start -> first delivery",
+            f"{static:.2f} s, static membership",
+            f"{dynamic:.2f} s, dynamic member",
+            f"x{static / dynamic:.2f}",
+            f"<= {restart_s:g} s",
+            static <= restart_s,
+        ),
+        Row(
+            "longest pause of a running member while another joins",
+            f"{new:.2f} s, KIP-848 consumer protocol",
+            f"{classic:.2f} s, classic cooperative-sticky",
+            f"x{new / classic:.2f}",
+            f"< {pause_s:g} s",
+            new < pause_s,
+        ),
+    ]
+
+
+def crash_rows(results: list[CrashResult]) -> list[Row]:
+    """Per crash run: lost (0), duplicates per kill against the bound, recovery."""
+    rows = []
+    for r in results:
+        load = f"backlog of {r.backlog:,}" if r.backlog else "live feed"
+        rows.append(
+            Row(
+                f"kill -9 of one of 2 members, BatchSize {r.batch_size}, {load}, {r.kills} kills",
+                f"{r.lost} lost; {r.per_kill:.0f} duplicates per kill; "
+                f"restart -> first delivery {r.recovery_median:.2f} s",
+                f"bound: {r.bound:,} per kill (max-concurrency x BatchSize)",
+                f"{r.per_kill / r.bound:.3f} of the bound",
+                f"0 lost, <= {r.bound:,} per kill",
+                r.lost == 0 and r.per_kill <= r.bound,
+            )
+        )
+    return rows

@@ -1,6 +1,6 @@
 """Run every benchmark against a fresh local Kafka and print one markdown table.
 
-    python -m bench.run_all                 # everything, ~5-8 minutes on 2 cores
+    python -m bench.run_all                 # everything, ~15 minutes on 2 cores
     python -m bench.run_all --runs 5 --records 200000
     python -m bench.run_all --only throughput,latency --bootstrap 127.0.0.1:9092
 
@@ -21,18 +21,41 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import environment, latency, memory, parallelism, report, synth, throughput
+from bench import (
+    crash,
+    environment,
+    latency,
+    memory,
+    parallelism,
+    processes,
+    report,
+    synth,
+    takeover,
+    throughput,
+)
 from bench.cluster import FilledTopics, kafka_cluster
-from bench.plot import plot_throughput
+from bench.plot import plot_processes, plot_throughput
 from runtime.devtools.local_kafka import ClusterInfo
 
-SECTIONS = ("throughput", "latency", "parallelism", "memory", "synth")
+SECTIONS = (
+    "throughput",
+    "latency",
+    "parallelism",
+    "memory",
+    "processes",
+    "takeover",
+    "crash",
+    "synth",
+)
 TARGETS = {
     "throughput_ratio": 0.25,
     "latency_p50_ms": 20.0,
     "latency_p99_ms": 100.0,
     "parallelism": 6.0,
     "rss_mib": 300.0,
+    "processes_speedup": 1.7,
+    "restart_s": 3.0,
+    "rebalance_pause_s": 1.0,
     "synth_ratio": 1.5,
 }
 
@@ -70,6 +93,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--parallel-batch-size", type=int, default=100)
     add("--parallel-batches", type=int, default=30, help="batches per partition")
     add("--memory-batch-size", type=int, default=10_000)
+    add("--processes-records", type=int, default=400_000, help="records on the 8-partition topic")
+    add(
+        "--processes-cpu-us",
+        type=float,
+        default=20.0,
+        help="the second processes run's handler CPU per record",
+    )
+    add("--crash-kills", type=int, default=6)
+    add("--crash-batch-size", type=int, default=200)
+    add("--crash-backlog", type=int, default=100_000, help="the second crash run's backlog")
     add("--synth-mappings", type=int, default=20)
     add("--synth-runs", type=int, help="synth runs (default: --runs)")
     args = parser.parse_args(argv)
@@ -154,6 +187,20 @@ def _run(section: str, kafka: ClusterInfo, topics: FilledTopics, args: argparse.
             batches_per_partition=args.parallel_batches,
             runs=args.runs,
         )
+    if section == "processes":
+        return [
+            processes.measure(kafka, records=args.processes_records, runs=args.runs, cpu_us=cpu)
+            for cpu in (0.0, args.processes_cpu_us)
+        ]
+    if section == "takeover":
+        return takeover.measure(kafka, runs=args.runs)
+    if section == "crash":
+        return [
+            crash.measure(
+                kafka, kills=args.crash_kills, batch_size=args.crash_batch_size, backlog=backlog
+            )
+            for backlog in (0, args.crash_backlog)
+        ]
     return memory.measure(
         kafka,
         topics,
@@ -182,6 +229,14 @@ def _render(
         rows.append(report.parallelism_row(results["parallelism"], TARGETS["parallelism"]))
     if "memory" in results:
         rows += report.memory_rows(results["memory"], TARGETS["rss_mib"])
+    if "processes" in results:
+        rows += report.processes_rows(results["processes"], TARGETS["processes_speedup"])
+    if "takeover" in results:
+        rows += report.takeover_rows(
+            results["takeover"], TARGETS["restart_s"], TARGETS["rebalance_pause_s"]
+        )
+    if "crash" in results:
+        rows += report.crash_rows(results["crash"])
     if "synth" in results:
         rows.append(report.synth_row(results["synth"], TARGETS["synth_ratio"]))
     versions = ", ".join(f"{k} {v}" for k, v in environment.versions().items())
@@ -207,6 +262,8 @@ def _save(out: Path, text: str, results: dict[str, Any], args: argparse.Namespac
     (out / "results.json").write_text(json.dumps(raw, indent=1, default=str))
     if "throughput" in results:
         print(plot_throughput(results["throughput"], out / "throughput.png"))
+    if "processes" in results:
+        print(plot_processes(results["processes"], out / "processes.png"))
     print(f"results written to {out}/")
 
 

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -170,27 +171,48 @@ def rebalance_pause(kafka: ClusterInfo, folder: Path, protocol: str) -> float:
             first.stop()
 
 
+@dataclass
+class TakeoverResult:
+    """Seconds per run: restart to first delivery (static, dynamic member) and the longest
+    pause of a running member while another joins (classic, consumer protocol)."""
+
+    restart: dict[str, list[float]] = field(default_factory=lambda: {"static": [], "dynamic": []})
+    pause: dict[str, list[float]] = field(default_factory=lambda: {"classic": [], "consumer": []})
+
+    @staticmethod
+    def median(values: list[float]) -> float:
+        """The middle value (the upper one of an even count)."""
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2] if ordered else float("nan")
+
+
+def measure(kafka: ClusterInfo, runs: int) -> TakeoverResult:
+    """``runs`` rounds of the four measurements, interleaved."""
+    result = TakeoverResult()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for _ in range(runs):
+            for static in (True, False):
+                seconds = restart_to_first_delivery(kafka, folder, static)
+                result.restart["static" if static else "dynamic"].append(seconds)
+            for protocol in ("classic", "consumer"):
+                result.pause[protocol].append(rebalance_pause(kafka, folder, protocol))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.takeover")
     parser.add_argument("--bootstrap", default=None)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    rows: dict[str, list[float]] = {}
-    with kafka_cluster(args.bootstrap) as kafka, tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        for _ in range(args.runs):
-            for static in (True, False):
-                name = f"restart to first delivery, {'static' if static else 'dynamic'} member"
-                rows.setdefault(name, []).append(restart_to_first_delivery(kafka, folder, static))
-            for protocol in ("classic", "consumer"):
-                name = f"longest pause of the other member, {protocol} protocol"
-                rows.setdefault(name, []).append(rebalance_pause(kafka, folder, protocol))
+    with kafka_cluster(args.bootstrap) as kafka:
+        result = measure(kafka, args.runs)
+    rows = {f"restart to first delivery, {k} member": v for k, v in result.restart.items()}
+    rows |= {f"longest pause of the other member, {k} protocol": v for k, v in result.pause.items()}
     print(f"{PARTITIONS} partitions, {RATE_PER_S} records/s, {args.runs} runs (median, all):")
     for name, values in rows.items():
-        ordered = sorted(values)
-        median = ordered[len(ordered) // 2]
         shown = ", ".join(f"{v:.2f}" for v in values)
-        print(f"  {name:<52} {median:6.2f} s  ({shown})")
+        print(f"  {name:<52} {result.median(values):6.2f} s  ({shown})")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,10 @@ def consumer_settings(
         "auto.offset.reset": reset,
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": 10_000,
+        # Members learn that a rebalance started at their next heartbeat, and a join
+        # with cooperative-sticky takes two rounds: with the default 3 s, a new member
+        # (another --processes slot, a scaled-out task) got partitions ~6 s after joining.
+        "heartbeat.interval.ms": 1_000,
         # Fetch tuning (bench/: python -m bench.run_all). librdkafka keeps fetched
         # responses alive while any of their messages is queued, and pausing a
         # partition for backpressure throws its queue away: a small queue and
@@ -82,7 +86,11 @@ def consumer_settings(
     return settings
 
 
-CLASSIC_PROTOCOL_ONLY = ("partition.assignment.strategy", "session.timeout.ms")
+CLASSIC_PROTOCOL_ONLY = (
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+)
 """Settings of the classic group protocol that ``group.protocol=consumer`` refuses."""
 
 
