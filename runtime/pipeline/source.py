@@ -367,10 +367,18 @@ class ConsumerGroupSource:
         return failed
 
     def close(self) -> None:
-        """Leave the group (revoking partitions through the listener) and free the client."""
-        consumer, self._consumer = self._consumer, None
+        """Leave the group (revoking partitions through the listener) and free the client.
+
+        The client stays usable until ``close`` returns: the revocation it triggers
+        commits what settled (an earlier commit may have failed during a rebalance and be
+        offered again), as librdkafka allows inside its rebalance callback.
+        """
+        consumer = self._consumer
         if consumer is not None:
-            consumer.close()
+            try:
+                consumer.close()
+            finally:
+                self._consumer = None
 
     # -- rebalance callbacks (run on the poll thread, inside consume()) ------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
