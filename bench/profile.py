@@ -25,8 +25,9 @@ from bench.cluster import fill_topic, kafka_cluster, new_topic
 _LINE = re.compile(r" \(([^:()]+):\d+\)$")
 _PLUMBING = {"Thread._bootstrap", "Thread._bootstrap_inner", "Thread.run", "<module>"}
 """Frames every thread has: they would top the inclusive table and say nothing."""
-_WAITS = {"Condition.wait", "Event.wait", "Thread.join", "Queue.get"}
-"""Leaves that are a thread waiting (for the GIL or a signal), not using the CPU."""
+_WAITS = {"Condition.wait", "Event.wait", "Thread.join", "Queue.get", "_Workers._serve"}
+"""Leaves that are a thread waiting (for the GIL or a signal), not using the CPU. A batch
+worker's own frame is a leaf only while it blocks in ``SimpleQueue.get`` (C code)."""
 
 
 def frame_name(frame: str) -> str:

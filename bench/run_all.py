@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--bootstrap", help="use this PLAINTEXT cluster instead of starting a local broker")
     add("--out", type=Path, default=Path("bench/results"), help="where results are written")
     add("--record-size", type=int, default=1024, help="bytes per record value")
-    add("--records", type=int, default=100_000, help="records per topic (throughput, memory)")
+    add("--records", type=int, default=300_000, help="records per topic (throughput, memory)")
     add("--batch-sizes", type=_ints, default=[100, 1000, 10_000])
     add("--partitions", type=_ints, default=[1, 8], help="partition counts to compare")
     add(

@@ -98,6 +98,15 @@ def partition_runs(records: Sequence[Record]) -> Iterator[tuple[PartitionId, int
     partition slice ``records[start:stop]`` instead of taking a step per record (the
     grouping itself runs in C: ``groupby`` over ``attrgetter``).
     """
+    if not records:
+        return
+    first, count = records[0], len(records)
+    partitions = list(map(_PARTITION, records))
+    if partitions.count(first.partition) == count:  # usually one partition, one topic
+        topics = list(map(_TOPIC, records))
+        if topics.count(first.topic) == count:
+            yield (first.topic, first.partition), 0, count
+            return
     start = 0
     for partition, run in groupby(map(_PARTITION_ID, records)):
         stop = start + len(list(run))
@@ -106,3 +115,5 @@ def partition_runs(records: Sequence[Record]) -> Iterator[tuple[PartitionId, int
 
 
 _PARTITION_ID: Callable[[Record], PartitionId] = attrgetter("topic", "partition")
+_PARTITION: Callable[[Record], int] = attrgetter("partition")
+_TOPIC: Callable[[Record], str] = attrgetter("topic")
