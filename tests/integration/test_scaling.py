@@ -176,27 +176,31 @@ def test_a_poller_joining_and_one_leaving_mid_stream_lose_and_skip_nothing(
     )
 
 
-def _busy_time(kafka: ClusterInfo, topic: str, seconds: float) -> float:
-    """Seconds from the first invocation to the end of the last, with a slow handler."""
+def _most_at_once(kafka: ClusterInfo, topic: str, seconds: float) -> int:
+    """The most invocations running at the same moment, with a handler that sleeps."""
     handler = RecordingHandler(behaviour=lambda _e, _n: time.sleep(seconds))
     doc = mapping_doc(kafka, topic, BatchSize=5, MaximumBatchingWindowInSeconds=0)
     with running_poller(kafka, doc, handler):
         handler.wait_for(lambda calls: sum(c.count() for c in calls) >= 40)
-        time.sleep(seconds)  # the last call's own duration
-    return handler.calls[-1].received_at + seconds - handler.calls[0].received_at
+    starts = sorted(call.received_at for call in handler.calls)
+    return max(sum(1 for s in starts if start <= s < start + seconds) for start in starts)
 
 
 def test_with_a_slow_function_throughput_grows_with_the_partition_count(
     kafka: ClusterInfo, topic_factory: TopicFactory
 ) -> None:
+    """Batches of different partitions run side by side; one partition's never do.
+
+    Counted, not timed: a wall-clock comparison failed once under a loaded suite when one
+    partition's first fetch came half a second after the others'.
+    """
     one = topic_factory(partitions=1)
     produce(kafka.plaintext_config(), one, [b"x"] * 40)
     four = topic_factory(partitions=4)
     for partition in range(4):
         produce(kafka.plaintext_config(), four, [b"x"] * 10, partition=partition)
-    sequential = _busy_time(kafka, one, 0.2)  # 8 batches one after another: about 1.6 s
-    parallel = _busy_time(kafka, four, 0.2)  # 4 partitions side by side: about 0.4 s
-    assert parallel * 2 < sequential, (sequential, parallel)
+    assert _most_at_once(kafka, one, 0.5) == 1  # 8 batches, one after another
+    assert _most_at_once(kafka, four, 0.5) >= 3  # 4 partitions, 4 batches at a time
 
 
 def test_desired_poller_count_follows_the_lag(
