@@ -66,10 +66,6 @@ class Ledger(Protocol):
     def revoke(self, partitions: Iterable[PartitionId]) -> None:
         """Forget ``partitions``."""
 
-    def read(self, record: Record, *, keep: bool) -> bool:
-        """A record was read (``keep``: the filter passed it); True when the batcher must
-        place it."""
-
     def read_all(
         self, records: Sequence[Record], dropped: Collection[int]
     ) -> tuple[Sequence[Record], Collection[int]]:
