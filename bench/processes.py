@@ -5,8 +5,9 @@
 Each run is a real ``kafka-esm run`` (its members write ``time pid count`` lines through
 ``bench.delivery_handler``, a no-op handler or one that spends CPU per record) reading a
 pre-filled topic of 1 KB records from the start in a fresh group; the rate is the steady
-state from the moment every member delivers to 90 % of the records; the two runs
-alternate so load from elsewhere hits both alike.
+state while every member delivers (from the last member's first batch to the first
+member's last, at most to 90 % of the records); the two runs alternate so load from
+elsewhere hits both alike.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.cluster import fill_topic, kafka_cluster, new_topic
-from bench.stats import median, steady_rate
+from bench.stats import median
 from bench.takeover import Poller, mapping_file
 from runtime.devtools.local_kafka import ClusterInfo
 
@@ -80,22 +81,43 @@ def rate(
                     end = usage()
                     wall = end[0] - steady[0]
                     cores.append(((end[1] - steady[1]) / wall, (end[2] - steady[2]) / wall))
-                return steady_rate([(t, c) for t, _, c in rows], records, low=_all_in(rows))
+                return steady_members_rate(rows, records)
             time.sleep(0.2)
         raise TimeoutError(f"{processes} process(es) did not read {records} records")
     finally:
         poller.stop()
 
 
-def _all_in(rows: list[tuple[float, str, int]]) -> float:
-    """The share of records delivered before every member delivered its first batch: the
-    rate is measured from there (joins and rebalances are not throughput). At least 10 %."""
-    first = max(min(t for t, pid, _ in rows if pid == member) for member in {p for _, p, _ in rows})
-    before = sum(c for t, _, c in rows if t < first)
-    share = before / sum(c for _, _, c in rows)
-    if share > 0.5:
-        raise RuntimeError(f"the last member joined after {share:.0%} of the records: use more")
-    return max(0.1, share)
+def steady_members_rate(rows: list[tuple[float, str, int]], records: int) -> float:
+    """Records/s while every member delivers: from the last member's first batch (at
+    least 10 % of the records in, as for one process) to the first member's last batch
+    (at most 90 %).
+
+    Joins and rebalances are not throughput, and members never run at exactly the same
+    speed: once the faster one has read its partitions the other runs alone, and that
+    tail measures one process, not N.
+    """
+    members = {pid for _, pid, _ in rows}
+    ordered = sorted((t, c) for t, _, c in rows)
+    start = max(min(t for t, pid, _ in rows if pid == member) for member in members)
+    end = min(max(t for t, pid, _ in rows if pid == member) for member in members)
+    cumulative = 0
+    tenth: float | None = None
+    for when, count in ordered:
+        cumulative += count
+        if tenth is None and cumulative >= 0.1 * records:
+            tenth = when
+        if cumulative >= 0.9 * records:
+            end = min(end, when)
+            break
+    start = max(start, tenth if tenth is not None else start)
+    before = sum(c for t, c in ordered if t <= start)
+    if before > 0.5 * records or end <= start:
+        raise RuntimeError(
+            f"the members delivered side by side only after {before / records:.0%} of the "
+            "records: use more (--records)"
+        )
+    return sum(c for t, c in ordered if start < t <= end) / (end - start)
 
 
 @dataclass

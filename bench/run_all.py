@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--parallel-batch-size", type=int, default=100)
     add("--parallel-batches", type=int, default=30, help="batches per partition")
     add("--memory-batch-size", type=int, default=10_000)
-    add("--processes-records", type=int, default=400_000, help="records on the 8-partition topic")
+    add("--processes-records", type=int, default=1_000_000, help="records on the 8-partition topic")
     add(
         "--processes-cpu-us",
         type=float,

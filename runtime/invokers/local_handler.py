@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import json
 import os
+import queue
 import sys
 import threading
 import time
@@ -170,8 +171,57 @@ class _Outcome:
     result: InvokeResult | None = None
 
 
+@dataclass
+class _Call:
+    handler: Handler
+    event: Any
+    context: LambdaContext
+    outcome: _Outcome = field(default_factory=_Outcome)
+
+
+class _Sandboxes:
+    """Handler threads kept between invocations, each running one call at a time (as a
+    Lambda sandbox serves one event at a time).
+
+    A new thread per call cost the caller two waits for the GIL (the new thread's start,
+    then the caller's return from ``Thread.start``); while the poll loop keeps the GIL
+    busy each wait lasts up to the switch interval (5 ms), and a batch waited for three
+    of them. A kept thread is woken by its queue: one wait. A thread whose handler timed
+    out comes back to the pool only once the handler returns, so a hung handler never
+    delays another call.
+    """
+
+    def __init__(self, run: Callable[[_Call], None]) -> None:
+        """``run`` fills a call's result and never raises; the pool sets its ``done``."""
+        self._run = run
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[_Call]] = []
+        self._started = 0
+
+    def call(self, call: _Call) -> None:
+        """Start ``call`` on an idle thread, or on a new one when every thread is busy."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            self._started += 1
+            threading.Thread(
+                target=self._serve, args=(inbox,), name=f"handler-{self._started}", daemon=True
+            ).start()
+        inbox.put(call)
+
+    def _serve(self, inbox: queue.SimpleQueue[_Call]) -> None:
+        while True:
+            call = inbox.get()
+            self._run(call)
+            with self._lock:  # idle before the caller wakes: its next call finds this thread
+                self._idle.append(inbox)
+            call.outcome.done.set()
+            del call  # an idle thread holds no event
+
+
 class LocalHandlerInvoker:
-    """Calls a Python handler in-process, one thread per invocation.
+    """Calls a Python handler in-process, on a thread of its own per concurrent invocation.
 
     A handler that runs past ``timeout_s`` yields a TIMEOUT result, but Python
     cannot kill a thread: the handler keeps running in its (daemon) thread until
@@ -221,6 +271,7 @@ class LocalHandlerInvoker:
                 f"memory_limit_in_mb={memory_limit_in_mb!r} is out of range: must be 128-10240"
             )
         self._memory = memory_limit_in_mb
+        self._sandboxes = _Sandboxes(self._run)
 
     def invoke(self, payload: bytes, *, deadline_s: float) -> InvokeResult:
         """Run the handler once; waits at most ``min(timeout_s, deadline_s)``."""
@@ -250,27 +301,22 @@ class LocalHandlerInvoker:
             aws_request_id=request_id,
             timeout_s=self._timeout_s,
         )
-        outcome = _Outcome()
         handler = self._reloader.current() if self._reloader else self._handler
-        worker = threading.Thread(
-            target=self._run,
-            args=(handler, event, context, outcome),
-            name=f"handler-{request_id}",
-            daemon=True,
-        )
-        worker.start()
-        if outcome.done.wait(wait_s) and outcome.result is not None:
-            return outcome.result
+        call = _Call(handler, event, context)
+        self._sandboxes.call(call)
+        if call.outcome.done.wait(wait_s) and call.outcome.result is not None:
+            return call.outcome.result
         return self._timed_out(request_id, wait_s)
 
-    def _run(self, handler: Handler, event: Any, context: LambdaContext, outcome: _Outcome) -> None:
+    @staticmethod
+    def _run(call: _Call) -> None:
+        """Call the handler and keep its reply as Lambda reports it; never raises."""
+        request_id = call.context.aws_request_id
         try:
-            value = handler(event, context)
+            value = call.handler(call.event, call.context)
+            call.outcome.result = _value_reply(request_id, value)
         except BaseException as exc:  # a handler's SystemExit is an error too, as in Lambda
-            outcome.result = _error_reply(context.aws_request_id, _exception_body(exc))
-        else:
-            outcome.result = _value_reply(context.aws_request_id, value)
-        outcome.done.set()
+            call.outcome.result = _error_reply(request_id, _exception_body(exc))
 
     def _timed_out(self, request_id: str, wait_s: float) -> InvokeResult:
         if wait_s < self._timeout_s:

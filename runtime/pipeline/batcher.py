@@ -174,6 +174,33 @@ class Batcher:
         for partition in partitions:
             self._buffers.pop(partition, None)
 
+    def over_budget(self, assigned: int) -> bool:
+        """True when the records waiting would fill each of the ``assigned`` partitions
+        (or of those with records, when more) to its high water: fetching more would only
+        cost memory until batches take some.
+
+        The budget is shared: one partition may hold more than its share while others
+        hold less (librdkafka hands partitions over in fetch-sized runs, one at a time),
+        and a partition that has not sent records yet still has its share kept for it.
+        """
+        partitions = max(assigned, len(self._buffers))
+        if not partitions:
+            return False
+        records = sum(len(b.items) for b in self._buffers.values())
+        sendable_bytes = sum(b.sendable_bytes for b in self._buffers.values())
+        return (
+            records >= partitions * self.high_water_records
+            or sendable_bytes >= partitions * self.high_water_bytes
+        )
+
+    def idle(self, assigned: Collection[PartitionId]) -> list[PartitionId]:
+        """Of the ``assigned`` partitions, those with no record waiting and no batch in
+        flight: they wait for records that may sit behind other partitions' in the fetch."""
+        buffers = self._buffers
+        return [
+            p for p in assigned if not self._busy(p) and (p not in buffers or not buffers[p].items)
+        ]
+
     def over_high_water(self, paused: Collection[PartitionId]) -> list[PartitionId]:
         """Partitions to pause: too much waiting, fetching more would only cost memory."""
         return [p for p, b in self._buffers.items() if p not in paused and self._full(b)]

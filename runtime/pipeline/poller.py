@@ -250,22 +250,27 @@ class Poller:
         self._ledger.flush(wait=wait)
 
     def _apply_backpressure(self) -> bool:
-        """Pause partitions with too much waiting; True when this turn should not fetch.
+        """True when this turn should not fetch: the records waiting fill the budget.
 
-        Pausing discards librdkafka's prefetched records and a resume can lag by a second,
-        so when no other partition would keep fetching the loop holds off polling instead
-        (librdkafka's bounded queue then stops fetching by itself), for at most
-        ``_HOLD_LIMIT_S`` so that rebalance callbacks are still served.
+        Over the budget the loop holds off polling (librdkafka's bounded queue then stops
+        fetching by itself) rather than pausing full partitions: librdkafka hands
+        partitions over in fetch-sized runs, so one poll often overfills one partition,
+        and a pause throws away that partition's prefetched records and resumes a fetch
+        round trip later. Pausing every full partition starved the others (4 partitions,
+        BatchSize 1000: 2.4 of 4 had a batch in flight on average; holding: 3.7).
+        It pauses the full partitions only when an idle partition's records may sit
+        behind theirs (a stuck batch must not stop the other partitions), and after
+        ``_HOLD_LIMIT_S`` of holding (so that rebalance callbacks are still served).
         """
-        self._source.resume(self._batcher.under_low_water(self._source.paused))
-        paused = self._source.paused
-        full = self._batcher.over_high_water(paused)
-        if not full:
+        source, batcher = self._source, self._batcher
+        source.resume(batcher.under_low_water(source.paused))
+        assigned = self._ledger.assigned
+        if not batcher.over_budget(len(assigned)):
             return False
-        still_fetching = self._ledger.assigned - paused - set(full)
-        if not still_fetching and time.monotonic() - self._last_fetch < _HOLD_LIMIT_S:
+        held_too_long = time.monotonic() - self._last_fetch >= _HOLD_LIMIT_S
+        if not held_too_long and not batcher.idle(assigned - source.paused):
             return True
-        self._source.pause(full)
+        source.pause(batcher.over_high_water(source.paused))
         return False
 
     # -- AssignmentListener ----------------------------------------------------------------

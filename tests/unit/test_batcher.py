@@ -144,6 +144,32 @@ def test_backpressure_pauses_at_high_water_and_resumes_at_half() -> None:
     assert batcher.under_low_water(paused) == [("t", 0)]
 
 
+def test_the_budget_is_shared_by_the_partitions_with_records() -> None:
+    batcher = _LoopBatcher(SERVERS, batch_size=250, window_s=60.0)
+    high = batcher.high_water_records
+    assert not batcher.over_budget(assigned=0)  # nothing assigned or read: never hold
+    _fill(batcher, 0, range(high + high // 2))  # one partition over its own high water
+    _fill(batcher, 1, range(high // 4))
+    assert not batcher.over_budget(assigned=2)  # ... but the two are under 2 x high water
+    assert not batcher.over_budget(assigned=0)  # (Queue mode: the partitions with records)
+    assert batcher.over_budget(assigned=1) is False  # more partitions have records
+    _fill(batcher, 1, range(high // 4, high // 2))
+    assert batcher.over_budget(assigned=2)  # 2 x high water waiting
+    assert not batcher.over_budget(assigned=3)  # a third partition's share is kept for it
+    batch = batcher.next_batch(now=0.0)
+    assert batch is not None
+    assert not batcher.over_budget(assigned=2)  # a batch taken: fetching may go on
+
+
+def test_the_budget_counts_bytes_too() -> None:
+    batcher = _LoopBatcher(SERVERS, batch_size=10_000, window_s=60.0, max_bytes=10_000)
+    _fill(batcher, 0, range(5), size=1_000)
+    assert not batcher.over_budget(assigned=1)
+    _fill(batcher, 0, range(5, 40), size=1_000)  # far fewer records than the limit, but 2 x 10 kB
+    assert batcher.waiting() < batcher.high_water_records
+    assert batcher.over_budget(assigned=1)
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 3), st.integers(1, 300), st.booleans()), max_size=80),
