@@ -42,6 +42,9 @@ log = logging.getLogger("runtime.pipeline.poller")
 
 _BUSY_POLL_S = 0.005
 _HOLD_LIMIT_S = 10.0
+_STARVED_GRACE_S = 0.1
+"""How long an idle partition may wait over the budget, fetching on, before the full
+partitions are paused for it: about a fetch round trip and a batch."""
 _IDLE_POLL_S = 0.05
 
 
@@ -105,6 +108,7 @@ class Poller:
         self._done: queue.Queue[BatchOutcome] = queue.Queue()
         self._workers = _Workers(self._work)
         self._last_fetch = time.monotonic()
+        self._starved_since: float | None = None
         self._reporter: Reporter | None = None
 
     # -- control -------------------------------------------------------------------------
@@ -258,17 +262,27 @@ class Poller:
         and a pause throws away that partition's prefetched records and resumes a fetch
         round trip later. Pausing every full partition starved the others (4 partitions,
         BatchSize 1000: 2.4 of 4 had a batch in flight on average; holding: 3.7).
-        It pauses the full partitions only when an idle partition's records may sit
-        behind theirs (a stuck batch must not stop the other partitions), and after
-        ``_HOLD_LIMIT_S`` of holding (so that rebalance callbacks are still served).
+
+        A partition with nothing waiting and no batch in flight is starved: its records
+        may sit behind the full partitions' in the fetch, so the loop fetches on, and
+        after ``_STARVED_GRACE_S`` pauses the full partitions (a stuck batch must not
+        stop the other partitions). After ``_HOLD_LIMIT_S`` of holding it pauses them
+        too, so that rebalance callbacks are still served.
         """
         source, batcher = self._source, self._batcher
         source.resume(batcher.under_low_water(source.paused))
         assigned = self._ledger.assigned
         if not batcher.over_budget(len(assigned)):
+            self._starved_since = None
             return False
-        held_too_long = time.monotonic() - self._last_fetch >= _HOLD_LIMIT_S
-        if not held_too_long and not batcher.idle(assigned - source.paused):
+        now = time.monotonic()
+        if batcher.idle(assigned - source.paused):
+            self._starved_since = self._starved_since or now
+            if now - self._starved_since >= _STARVED_GRACE_S:
+                source.pause(batcher.over_high_water(source.paused))
+            return False
+        self._starved_since = None
+        if now - self._last_fetch < _HOLD_LIMIT_S:
             return True
         source.pause(batcher.over_high_water(source.paused))
         return False
