@@ -161,6 +161,22 @@ def test_the_budget_is_shared_by_the_partitions_with_records() -> None:
     assert not batcher.over_budget(assigned=2)  # a batch taken: fetching may go on
 
 
+def test_idle_partitions_have_nothing_waiting_and_nothing_in_flight() -> None:
+    batcher = _LoopBatcher(SERVERS, batch_size=10, window_s=60.0)
+    assigned = {("t", 0), ("t", 1), ("t", 2)}
+    _fill(batcher, 0, range(25))
+    assert sorted(batcher.idle(assigned)) == [("t", 1), ("t", 2)]  # never sent a record
+    batch = batcher.next_batch(now=0.0)
+    assert batch is not None
+    _fill(batcher, 1, range(10))
+    batch_1 = batcher.next_batch(now=0.0)
+    assert batch_1 is not None and batch_1.partitions == (("t", 1),)
+    # 0 has a batch in flight and records waiting, 1 a batch in flight, 2 nothing at all
+    assert batcher.idle(assigned) == [("t", 2)]
+    batcher.release(batch_1.partitions)
+    assert sorted(batcher.idle(assigned)) == [("t", 1), ("t", 2)]  # drained and free
+
+
 def test_the_budget_counts_bytes_too() -> None:
     batcher = _LoopBatcher(SERVERS, batch_size=10_000, window_s=60.0, max_bytes=10_000)
     _fill(batcher, 0, range(5), size=1_000)
