@@ -110,7 +110,8 @@ def steady_members_rate(rows: list[tuple[float, str, int]], records: int) -> flo
         if cumulative >= 0.9 * records:
             end = min(end, when)
             break
-    start = max(start, tenth if tenth is not None else start)
+    if tenth is not None:
+        start = max(start, tenth)
     before = sum(c for t, c in ordered if t <= start)
     if before > 0.5 * records or end <= start:
         raise RuntimeError(

@@ -538,6 +538,28 @@ def test_local_function_timeout_reports_sandbox_timedout(release: threading.Even
     )
 
 
+def test_local_handler_threads_are_reused_and_a_hung_one_is_not() -> None:
+    release = threading.Event()
+    served_by: list[str] = []
+
+    def handler(event: Any, _context: object) -> None:
+        served_by.append(threading.current_thread().name)
+        if event.get("hang"):
+            release.wait(10)
+
+    invoker = LocalHandlerInvoker(handler, timeout_s=0.05)
+    try:
+        assert invoker.invoke(b"{}", deadline_s=5).ok
+        assert invoker.invoke(b"{}", deadline_s=5).ok
+        assert served_by[0] == served_by[1]  # one kept thread, not one per call
+        hung = invoker.invoke(b'{"hang": true}', deadline_s=5)
+        assert hung.error_kind is ErrorKind.TIMEOUT
+        assert invoker.invoke(b"{}", deadline_s=5).ok  # not queued behind the hung handler
+        assert served_by[3] != served_by[2]
+    finally:
+        release.set()
+
+
 def test_local_caller_deadline_gives_up_without_a_reply(release: threading.Event) -> None:
     result = _local("blocks").invoke(PAYLOAD, deadline_s=0.05)
 
